@@ -1,0 +1,214 @@
+"""Video files in and out: mp4/gif/folders of frames read as uint8 RGB, H.264 mp4 written.
+
+Frames are numpy uint8 arrays (F, H, W, 3), RGB. Reading and writing go through PyAV
+(FFmpeg's libraries; its wheels ship libx264). Written files are H.264 High, yuv420p
+(BT.601, limited range), `+faststart` (the index first), so browsers play them, and the
+bytes depend only on the frames, fps and encoder settings: single-threaded x264, FFmpeg's
+bit-exact mode (no library version strings), no creation times.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import av
+import numpy as np
+
+from dvd360.atomic import atomic_path
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+VIDEO_SUFFIXES = (".mp4", ".gif", ".webm", ".mkv", ".mov", ".avi")
+DEFAULT_CRF = 18
+
+
+class VideoError(Exception):
+    """A video that cannot be read or written; the message names the file and the problem."""
+
+    def __init__(self, path: str | Path, problem: str):
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video's header says: frame count, frame size in pixels, frames per second."""
+
+    frames: int
+    height: int
+    width: int
+    fps: float
+
+
+def _frame_files(folder: Path) -> list[Path]:
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise VideoError(folder, f"folder holds no frames ({', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def _open(path: Path):
+    if not path.exists():
+        raise VideoError(path, "no such file")
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError) as error:
+        raise VideoError(path, f"unreadable video ({error})") from error
+    if not container.streams.video:
+        container.close()
+        raise VideoError(path, "holds no video stream")
+    return container
+
+
+def probe_video(path: str | Path, verify: bool = False) -> VideoInfo:
+    """Frame count, size and fps from the header (a folder: its image files and the first one's size).
+
+    `verify=True` also demuxes every packet (no decoding, so it stays cheap) and raises
+    `VideoError` when fewer complete packets than the header promises are present: that is
+    how a truncated mp4 whose index survived shows itself.
+    """
+    path = Path(path)
+    if path.is_dir():
+        from PIL import Image
+
+        files = _frame_files(path)
+        try:
+            with Image.open(files[0]) as image:
+                width, height = image.size
+        except OSError as error:
+            raise VideoError(files[0], f"unreadable image ({error})") from error
+        return VideoInfo(frames=len(files), height=height, width=width, fps=0.0)
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate
+        declared = stream.frames
+        if verify or declared == 0:
+            complete = 0
+            try:
+                for packet in container.demux(stream):
+                    complete += bool(packet.size) and not packet.is_corrupt
+            except av.error.FFmpegError as error:
+                raise VideoError(path, f"unreadable video data ({error})") from error
+            if declared and complete < declared:
+                raise VideoError(path, f"truncated: header lists {declared} frames, "
+                                       f"only {complete} are complete")
+            declared = declared or complete
+        if declared == 0:
+            raise VideoError(path, "holds zero frames")
+        return VideoInfo(frames=declared, height=stream.codec_context.height,
+                         width=stream.codec_context.width, fps=float(rate) if rate else 0.0)
+    finally:
+        container.close()
+
+
+def read_frames(path: str | Path, indices: Sequence[int] | None = None) -> np.ndarray:
+    """Decode a video (mp4, gif, ...) or a folder of PNG/JPG frames to uint8 (F, H, W, 3) RGB.
+
+    `indices` (increasing or not, repeats allowed) selects frames; decoding stops after the
+    largest one. Raises `VideoError` naming the file when it is unreadable, truncated (the
+    decoder fails or fewer frames than the header lists arrive) or has no frames.
+    """
+    path = Path(path)
+    wanted = None if indices is None else sorted(set(int(i) for i in indices))
+    if path.is_dir():
+        frames = _read_folder(path, wanted)
+    else:
+        frames = _read_video(path, wanted)
+    if not frames:
+        raise VideoError(path, "holds zero frames")
+    if wanted is not None:
+        missing = [i for i in wanted if i not in frames]
+        if missing:
+            raise VideoError(path, f"has {len(frames) and max(frames) + 1} frames; "
+                                   f"frame {missing[0]} was asked for")
+        return np.stack([frames[int(i)] for i in indices])
+    return np.stack([frames[i] for i in sorted(frames)])
+
+
+def _read_folder(folder: Path, wanted: list[int] | None) -> dict[int, np.ndarray]:
+    from PIL import Image
+
+    files = _frame_files(folder)
+    frames = {}
+    for i, file in enumerate(files):
+        if wanted is not None and i not in wanted:
+            continue
+        try:
+            with Image.open(file) as image:
+                frames[i] = np.asarray(image.convert("RGB"))
+        except OSError as error:
+            raise VideoError(file, f"unreadable image ({error})") from error
+    sizes = {frame.shape for frame in frames.values()}
+    if len(sizes) > 1:
+        raise VideoError(folder, f"frames differ in size: {sorted(sizes)}")
+    return frames
+
+
+def _read_video(path: Path, wanted: list[int] | None) -> dict[int, np.ndarray]:
+    container = _open(path)
+    last = None if wanted is None else wanted[-1]
+    keep = None if wanted is None else set(wanted)
+    frames: dict[int, np.ndarray] = {}
+    try:
+        stream = container.streams.video[0]
+        declared = stream.frames
+        count = 0
+        try:
+            for frame in container.decode(stream):
+                if keep is None or count in keep:
+                    frames[count] = frame.to_ndarray(format="rgb24")
+                count += 1
+                if last is not None and count > last:
+                    return frames
+        except av.error.FFmpegError as error:
+            raise VideoError(path, f"truncated or corrupt after {count} frames ({error})") from error
+        if declared and count < declared:
+            raise VideoError(path, f"truncated: header lists {declared} frames, decoded {count}")
+        return frames
+    finally:
+        container.close()
+
+
+def _to_frames(path: Path, frames: Iterable[np.ndarray] | np.ndarray) -> np.ndarray:
+    array = np.asarray(frames)
+    if array.ndim != 4 or array.shape[-1] != 3 or array.shape[0] == 0:
+        raise VideoError(path, f"frames must be (F>0, H, W, 3), got shape {array.shape}")
+    if array.dtype != np.uint8:
+        raise VideoError(path, f"frames must be uint8, got {array.dtype}")
+    height, width = array.shape[1:3]
+    if height % 2 or width % 2:
+        raise VideoError(path, f"yuv420p needs even frame sizes, got {height}x{width}")
+    return array
+
+
+def write_video(path: str | Path, frames: np.ndarray, fps: float = 8, crf: int = DEFAULT_CRF) -> Path:
+    """Write uint8 (F, H, W, 3) RGB frames (even H, W) as H.264 mp4, atomically.
+
+    `crf` is x264's constant rate factor (0 lossless luma, 18 near-transparent, 23 default).
+    The same frames, fps and crf give byte-identical files on the same PyAV/FFmpeg build.
+    """
+    path = Path(path)
+    array = _to_frames(path, frames)
+    rate = Fraction(fps).limit_denominator(1001)
+    with atomic_path(path) as tmp:
+        try:
+            container = av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"})
+            container.flags |= av.container.Flags.bitexact.value
+            stream = container.add_stream("libx264", rate=rate)
+            stream.width, stream.height = array.shape[2], array.shape[1]
+            stream.pix_fmt = "yuv420p"
+            stream.codec_context.thread_count = 1
+            stream.options = {"crf": str(crf), "preset": "medium", "threads": "1"}
+            for index, image in enumerate(array):
+                frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+                frame.pts = index
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode(None))
+            container.close()
+        except av.error.FFmpegError as error:
+            raise VideoError(path, f"cannot encode H.264 ({error})") from error
+    return path

@@ -1,0 +1,1 @@
+"""Models: the 360-Adapter, UNet feature injection, circular padding, model materialisation."""

@@ -1,0 +1,45 @@
+"""What produced an output: library versions, git commit, device. Recorded with every result."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+TRACKED_PACKAGES = (
+    "dvd360", "torch", "torchvision", "diffusers", "transformers", "peft", "accelerate",
+    "open-clip-torch", "torchmetrics", "scikit-image", "numpy", "av", "mlflow", "dvc",
+)
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of the packages that shape our numbers, plus Python's."""
+    found = {"python": platform.python_version()}
+    for name in TRACKED_PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def git_commit(folder: str | Path = ".") -> str | None:
+    """The commit of the checkout at `folder` (with '-dirty' if it has changes), or None."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True,
+                                text=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder,
+                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{commit}-dirty" if dirty else commit
+
+
+def device_name() -> str:
+    """'cuda:<name>' when a GPU is visible to torch, else 'cpu:<processor>'."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda:{torch.cuda.get_device_name(0)}"
+    return f"cpu:{platform.processor() or platform.machine()}"

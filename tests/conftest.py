@@ -1,0 +1,38 @@
+"""Shared fixtures: offline, an isolated MLflow store, and the tiny models and dataset built once."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def isolated_mlflow(tmp_path_factory):
+    """Every test logs to a throw-away sqlite store, never to the repository's mlflow.db."""
+    store = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{store}"
+    yield store
+
+
+@pytest.fixture(scope="session")
+def tiny_web360(tmp_path_factory):
+    """A small synthetic WEB360-layout dataset (4 clips, 64x128, 24 frames), built once."""
+    from dvd360.data.synthetic_dataset import write_synthetic_web360
+
+    root = tmp_path_factory.mktemp("web360")
+    return write_synthetic_web360(root, clips=4, height=64, width=128, frames=24, fps=8, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """The tiny profile's models (random weights, fixed seed), materialised once."""
+    from dvd360.models.materialize import build_tiny
+
+    root = tmp_path_factory.mktemp("models")
+    build_tiny(root, seed=0)
+    return root
