@@ -63,9 +63,9 @@ def write_tiny_tokenizer(out_dir: str | Path, words: list[str] | None = None) ->
     merges: list[tuple[str, str]] = []
 
     def merge(left: str, right: str) -> None:
-        if left + right not in vocab:
+        if (left, right) not in merges:
             merges.append((left, right))
-            vocab[left + right] = len(vocab)
+            vocab.setdefault(left + right, len(vocab))
 
     words = sorted(words if words is not None else tokenizer_words(), key=lambda w: (-len(w), w))
     for word in words:
