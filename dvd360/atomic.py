@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
+
+
+def _mode_from_umask(base: int) -> int:
+    """The mode a plain open() would give: `base` less the process umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return base & ~umask & (stat.S_IRWXU | stat.S_IRWXG | stat.S_IRWXO)
 
 
 @contextmanager
@@ -25,6 +33,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, _mode_from_umask(0o666))  # mkstemp makes 0600; give the usual mode
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
@@ -39,6 +48,7 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp
+        os.chmod(tmp, _mode_from_umask(0o777))
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)

@@ -10,6 +10,10 @@ from dvd360 import __version__
 
 # (module, attribute) of each command registered on the root group, in help order.
 COMMANDS = (
+    ("data", "data"),
+    ("study", "study"),
+    ("score", "score"),
+    ("compare", "compare"),
 )
 
 

@@ -20,7 +20,6 @@ import numpy as np
 from dvd360.atomic import atomic_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-VIDEO_SUFFIXES = (".mp4", ".gif", ".webm", ".mkv", ".mov", ".avi")
 DEFAULT_CRF = 18
 
 
@@ -115,27 +114,27 @@ def read_frames(path: str | Path, indices: Sequence[int] | None = None) -> np.nd
     path = Path(path)
     wanted = None if indices is None else sorted(set(int(i) for i in indices))
     if path.is_dir():
-        frames = _read_folder(path, wanted)
+        frames, count = _read_folder(path, wanted)
     else:
-        frames = _read_video(path, wanted)
-    if not frames:
+        frames, count = _read_video(path, wanted)
+    if count == 0:
         raise VideoError(path, "holds zero frames")
-    if wanted is not None:
-        missing = [i for i in wanted if i not in frames]
-        if missing:
-            raise VideoError(path, f"has {len(frames) and max(frames) + 1} frames; "
-                                   f"frame {missing[0]} was asked for")
-        return np.stack([frames[int(i)] for i in indices])
-    return np.stack([frames[i] for i in sorted(frames)])
+    if wanted is None:
+        return np.stack([frames[i] for i in range(count)])
+    missing = [i for i in wanted if i not in frames]
+    if missing:
+        raise VideoError(path, f"has {count} frames; frame {missing[0]} was asked for")
+    return np.stack([frames[int(i)] for i in indices])
 
 
-def _read_folder(folder: Path, wanted: list[int] | None) -> dict[int, np.ndarray]:
+def _read_folder(folder: Path, wanted: list[int] | None) -> tuple[dict[int, np.ndarray], int]:
     from PIL import Image
 
     files = _frame_files(folder)
+    keep = None if wanted is None else set(wanted)
     frames = {}
     for i, file in enumerate(files):
-        if wanted is not None and i not in wanted:
+        if keep is not None and i not in keep:
             continue
         try:
             with Image.open(file) as image:
@@ -145,10 +144,11 @@ def _read_folder(folder: Path, wanted: list[int] | None) -> dict[int, np.ndarray
     sizes = {frame.shape for frame in frames.values()}
     if len(sizes) > 1:
         raise VideoError(folder, f"frames differ in size: {sorted(sizes)}")
-    return frames
+    return frames, len(files)
 
 
-def _read_video(path: Path, wanted: list[int] | None) -> dict[int, np.ndarray]:
+def _read_video(path: Path, wanted: list[int] | None) -> tuple[dict[int, np.ndarray], int]:
+    """The wanted decoded frames by index, and how many frames were decoded."""
     container = _open(path)
     last = None if wanted is None else wanted[-1]
     keep = None if wanted is None else set(wanted)
@@ -163,12 +163,12 @@ def _read_video(path: Path, wanted: list[int] | None) -> dict[int, np.ndarray]:
                     frames[count] = frame.to_ndarray(format="rgb24")
                 count += 1
                 if last is not None and count > last:
-                    return frames
+                    return frames, count
         except av.error.FFmpegError as error:
             raise VideoError(path, f"truncated or corrupt after {count} frames ({error})") from error
         if declared and count < declared:
             raise VideoError(path, f"truncated: header lists {declared} frames, decoded {count}")
-        return frames
+        return frames, count
     finally:
         container.close()
 
@@ -196,19 +196,18 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 8, crf: int =
     rate = Fraction(fps).limit_denominator(1001)
     with atomic_path(path) as tmp:
         try:
-            container = av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"})
-            container.flags |= av.container.Flags.bitexact.value
-            stream = container.add_stream("libx264", rate=rate)
-            stream.width, stream.height = array.shape[2], array.shape[1]
-            stream.pix_fmt = "yuv420p"
-            stream.codec_context.thread_count = 1
-            stream.options = {"crf": str(crf), "preset": "medium", "threads": "1"}
-            for index, image in enumerate(array):
-                frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-                frame.pts = index
-                container.mux(stream.encode(frame))
-            container.mux(stream.encode(None))
-            container.close()
+            with av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
+                container.flags |= av.container.Flags.bitexact.value
+                stream = container.add_stream("libx264", rate=rate)
+                stream.width, stream.height = array.shape[2], array.shape[1]
+                stream.pix_fmt = "yuv420p"
+                stream.codec_context.thread_count = 1
+                stream.options = {"crf": str(crf), "preset": "medium", "threads": "1"}
+                for index, image in enumerate(array):
+                    frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+                    frame.pts = index
+                    container.mux(stream.encode(frame))
+                container.mux(stream.encode(None))
         except av.error.FFmpegError as error:
             raise VideoError(path, f"cannot encode H.264 ({error})") from error
     return path

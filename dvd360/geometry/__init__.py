@@ -17,9 +17,15 @@ from dvd360.geometry.erp import (
     pixel_directions,
     pixel_lonlat,
     pixel_row_weights,
+    pixel_to_lonlat,
     xyz_to_lonlat,
 )
-from dvd360.geometry.perspective import erp_to_perspective, horizontal_views, view_coordinates
+from dvd360.geometry.perspective import (
+    erp_to_perspective,
+    horizontal_views,
+    perspective_rays,
+    view_coordinates,
+)
 from dvd360.geometry.rotation import (
     direction_flow,
     roll_longitude,
@@ -27,7 +33,12 @@ from dvd360.geometry.rotation import (
     rotation_matrix,
     wrap_dx,
 )
-from dvd360.geometry.sphere_flow import direction_cosine, endpoint_angle_deg, flow_endpoints
+from dvd360.geometry.sphere_flow import (
+    direction_cosine,
+    endpoint_angle_deg,
+    flow_endpoints,
+    tangent_components,
+)
 
 __all__ = [
     "direction_cosine",
@@ -42,9 +53,12 @@ __all__ = [
     "pixel_directions",
     "pixel_lonlat",
     "pixel_row_weights",
+    "pixel_to_lonlat",
+    "perspective_rays",
     "roll_longitude",
     "rotation_flow",
     "rotation_matrix",
+    "tangent_components",
     "view_coordinates",
     "wrap_dx",
     "xyz_to_lonlat",

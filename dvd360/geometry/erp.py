@@ -74,7 +74,8 @@ def lonlat_to_xyz(lon: torch.Tensor, lat: torch.Tensor) -> torch.Tensor:
 
 
 def xyz_to_lonlat(xyz: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(lon, lat) radians of directions (..., 3) (need not be unit): lon in [-pi, pi], lat in [-pi/2, pi/2]."""
+    """(lon, lat) in radians of directions (..., 3), not necessarily unit length:
+    lon in [-pi, pi], lat in [-pi/2, pi/2]."""
     x, y, z = xyz.unbind(-1)
     lon = torch.atan2(y, x)
     lat = torch.atan2(-z, torch.hypot(x, y))
@@ -89,7 +90,9 @@ def pixel_directions(
     return lonlat_to_xyz(lon[None, :], lat[:, None]).to(_dtype(dtype))
 
 
-def lonlat_to_pixel(lon: torch.Tensor, lat: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+def lonlat_to_pixel(
+    lon: torch.Tensor, lat: torch.Tensor, h: int, w: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Continuous pixel coordinates (x, y) of (lon, lat) radians: x = (lon / 2pi + 1/2) w - 1/2,
     y = (1/2 - lat / pi) h - 1/2, with x wrapped into [-1/2, w - 1/2)."""
     x = torch.remainder((lon / (2 * math.pi) + 0.5) * w - 0.5 + 0.5, w) - 0.5
@@ -97,7 +100,9 @@ def lonlat_to_pixel(lon: torch.Tensor, lat: torch.Tensor, h: int, w: int) -> tup
     return x, y
 
 
-def pixel_to_lonlat(x: torch.Tensor, y: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+def pixel_to_lonlat(
+    x: torch.Tensor, y: torch.Tensor, h: int, w: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(lon, lat) radians of continuous pixel coordinates (x, y); inverse of ``lonlat_to_pixel``.
 
     lon is not wrapped (directions built from it are periodic anyway); lat is clamped to

@@ -47,7 +47,8 @@ def perspective_rays(
     tan_h, tan_v = _half_extents(fov_deg, h, w)
     u = (2 * (torch.arange(w, device=device, dtype=torch.float64) + 0.5) / w - 1) * tan_h
     v = (2 * (torch.arange(h, device=device, dtype=torch.float64) + 0.5) / h - 1) * tan_v
-    rays = torch.stack(torch.broadcast_tensors(torch.ones(h, w, dtype=torch.float64, device=device), u[None, :], v[:, None]), -1)
+    ones = torch.ones(h, w, dtype=torch.float64, device=device)
+    rays = torch.stack(torch.broadcast_tensors(ones, u[None, :], v[:, None]), dim=-1)
     R = rotation_matrix(lon_deg, lat_deg, 0.0, device=device, dtype=torch.float64)
     return (rays @ R.T).to(dtype)
 
@@ -85,17 +86,18 @@ def _sample(erp: torch.Tensor, rays: torch.Tensor) -> torch.Tensor:
     if erp.dim() < 3:
         raise ValueError(f"erp must be (..., C, H, W), got shape {tuple(erp.shape)}")
     *lead, c, H, W = erp.shape
-    work = erp if erp.is_floating_point() else erp.to(torch.float32)
+    # Sample in float32 at least: half-precision grid coordinates would be off by up to W / 2048 px.
+    work = erp if erp.dtype in (torch.float32, torch.float64) else erp.to(torch.float32)
     lon, lat = xyz_to_lonlat(rays)
     x, y = lonlat_to_pixel(lon, lat, H, W)
-    # Normalised coordinates of the padded image (align_corners=False): pixel p -> (2 (p + 1.5)) / (n + 2) - 1.
+    # Normalised coordinates in the padded image (align_corners=False): p -> 2 (p + 1.5) / (n + 2) - 1.
     grid = torch.stack((2 * (x + 1.5) / (W + 2) - 1, 2 * (y + 1.5) / (H + 2) - 1), dim=-1).to(work.dtype)
     flat = _pad_sphere(work.reshape(-1, c, H, W))
     grid = grid.to(flat.device).expand(flat.shape[0], *grid.shape)
     out = F.grid_sample(flat, grid, mode="bilinear", padding_mode="border", align_corners=False)
     out = out.reshape(*lead, c, *rays.shape[:2])
     if erp.is_floating_point():
-        return out
+        return out.to(erp.dtype)
     if erp.dtype == torch.bool:
         return out >= 0.5
     info = torch.iinfo(erp.dtype)
@@ -110,8 +112,9 @@ def erp_to_perspective(
     Bilinear ``grid_sample`` (align_corners=False) on the ERP padded by one pixel with its
     neighbours on the sphere: the columns wrap circularly (so views straddling lon +-180 are
     seamless) and the row beyond each pole is the first/last row rolled by W/2. Works on any
-    device; floating inputs keep their dtype, integer inputs are sampled in float32 and rounded
-    back. ``size`` is an int (square) or (h, w); ``fov_deg`` is the horizontal field of view.
+    device; float32/float64 inputs are sampled in their dtype, half/bfloat16 and integer inputs in
+    float32 and cast (integers rounded) back. ``size`` is an int (square) or (h, w); ``fov_deg`` is
+    the horizontal field of view.
     """
     rays = perspective_rays(lon_deg, lat_deg, fov_deg, size, device=erp.device)
     return _sample(erp, rays)
@@ -127,7 +130,8 @@ def horizontal_views(
     """Views (..., V, C, h, w) at the given longitudes (degrees), latitude ``lat_deg``, one
     ``grid_sample`` call. View k looks at lons[k]: with the defaults view 1 is centred on lon 90."""
     h, w = _size(size)
-    rays = torch.cat([perspective_rays(lon, lat_deg, fov_deg, (h, w), device=erp.device) for lon in lons], dim=1)
+    rays = [perspective_rays(lon, lat_deg, fov_deg, (h, w), device=erp.device) for lon in lons]
+    rays = torch.cat(rays, dim=1)
     out = _sample(erp, rays)  # (..., C, h, V*w)
     out = out.unflatten(-1, (len(lons), w))  # (..., C, h, V, w)
     return out.movedim(-2, -4)

@@ -76,7 +76,8 @@ def roll_longitude(x, degrees: float, dim: int = -1):
     if abs(frac) < 1e-9 or abs(frac - 1) < 1e-9:
         return torch.roll(x, int(round(shift)) % width, dims=dim)
     work = x if x.is_floating_point() else x.to(torch.float32)
-    out = (1 - frac) * torch.roll(work, k % width, dims=dim) + frac * torch.roll(work, (k + 1) % width, dims=dim)
+    left, right = torch.roll(work, k % width, dims=dim), torch.roll(work, (k + 1) % width, dims=dim)
+    out = (1 - frac) * left + frac * right
     if x.is_floating_point():
         return out.to(x.dtype)
     info = torch.iinfo(x.dtype)

@@ -14,12 +14,13 @@ Design (torch.compile): `make_width_circular` changes each affected conv's class
 `WidthCircularConv2d` (a subclass: same parameters, state-dict keys, hooks and PEFT wrappers)
 whose `forward` branches on a plain Python bool attribute, `circular`. Dynamo specialises on
 that attribute with a guard, so a compiled module has exactly two graph variants (off, on),
-each compiled once; toggling between steps then only selects a cached graph, with no graph
-break and no recompilation after the first toggle. We chose this over (a) rebinding
-`_conv_forward` per instance as the release does (a new bound method per toggle defeats
-Dynamo's guards and recompiles) and (b) a tensor flag with `torch.where` over both paddings
-(one graph, but pays both pads every conv every step). Verified by
-`tests/test_circular_padding.py::test_compile_two_variants_no_graph_break`.
+each compiled once; toggling between steps then only selects a cached graph: no graph break
+and no recompilation after the first toggle (checked with the eager and inductor backends:
+2 unique graphs over 6 alternating calls, 0 graph breaks; see
+`tests/test_circular_padding.py::test_compile_two_variants_without_graph_breaks`). A tensor
+flag with `torch.where` over both paddings would give one graph but pay both pads in every
+conv at every step; rebinding `_conv_forward` per instance, as the release does, also gives
+two graphs but leaves monkeypatched methods behind and has to be undone by hand.
 """
 
 from __future__ import annotations

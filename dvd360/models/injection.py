@@ -40,7 +40,7 @@ class FeatureInjection:
         with FeatureInjection(unet) as injection:
             injection.set_features(adapter(condition), scale=1.0)
             ...unet(...)...              # features added
-            injection.set_features(None)  # UNet runs unchanged
+            injection.active = False     # UNet runs unchanged (also after set_features(None))
     """
 
     def __init__(self, unet: nn.Module):
@@ -48,6 +48,7 @@ class FeatureInjection:
         if len(blocks) != 4:
             raise ValueError(f"expected a UNet with 4 down blocks, found {len(blocks)}")
         self._features: list[torch.Tensor] | None = None
+        self.active = True
         self._handles = [block.register_forward_hook(self._hook(i)) for i, block in enumerate(blocks)]
 
     def set_features(self, features: Sequence[torch.Tensor] | None, scale: float = 1.0) -> None:
@@ -79,7 +80,7 @@ class FeatureInjection:
 
     def _hook(self, index: int):
         def add_features(module, args, output):
-            if self._features is None:
+            if self._features is None or not self.active:
                 return output
             hidden, residuals = output
             feature = self._features[index]

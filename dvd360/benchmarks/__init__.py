@@ -1,0 +1,1 @@
+"""GPU benchmarks, runnable with `python -m dvd360.benchmarks.<name>` (`--tiny` runs on CPU)."""

@@ -1,0 +1,44 @@
+"""`dvd360-eval data check PATH`: validate a WEB360 folder before training on it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.group("data")
+def data() -> None:
+    """Datasets in the WEB360 layout."""
+
+
+@data.command("check")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None,
+              help="Caption CSV (videoid,name); default: the folder's only *.csv.")
+@click.option("--lenient", is_flag=True, help="Keep the good clips and list the bad ones.")
+@click.option("--no-flows", is_flag=True, help="Accept videos without flow videos (flows made later).")
+def check(path: Path, csv_path: Path | None, lenient: bool, no_flows: bool) -> None:
+    """Check every clip of the WEB360 folder PATH and print every problem, each with its file.
+
+    Exit status: 0 when nothing is wrong, 1 when there are problems (in --lenient mode too,
+    after listing the clips that would be kept).
+    """
+    from dvd360.data.web360 import Web360ValidationError, index_web360
+
+    try:
+        index = index_web360(path, csv=csv_path, lenient=lenient, require_flows=not no_flows,
+                             progress=sys.stderr.isatty())
+    except Web360ValidationError as error:
+        click.echo(str(error))
+        sys.exit(1)
+    frames = sorted({clip.num_frames for clip in index.clips})
+    sizes = sorted({f"{clip.height}x{clip.width}" for clip in index.clips})
+    click.echo(f"{path}: {len(index.clips)} valid clip(s), sizes {', '.join(sizes)} (HxW), "
+               f"frames {frames[0]}-{frames[-1]}, captions from {index.csv_path}")
+    if index.skipped:
+        click.echo(f"{len(index.skipped)} problem(s); the clips they concern are skipped:")
+        for problem in index.skipped:
+            click.echo(f"  - {problem}")
+        sys.exit(1)

@@ -1,0 +1,206 @@
+"""Generate the videos of one method: every prompt of a suite x every seed, resumable.
+
+Outputs per video, in `{out_dir}/{method}/`: `{prompt_id}-s{seed}.npz` (uint8 frames (F, H, W, 3),
+key `frames`), `.mp4` (H.264, browser-playable) and `.json` (the sampler's record plus method,
+prompt, condition clip, a fingerprint of every setting, and the sha256 of the mp4 and npz).
+The JSON is written last, atomically, so it marks a finished video: a video whose JSON exists,
+whose fingerprint matches the current settings and whose files match the recorded hashes is
+skipped; anything else (missing, truncated, stale) is generated again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from dvd360.atomic import atomic_path, write_json
+from dvd360.methods import Method, Prompt
+from dvd360.models.materialize import sha256_of
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class GenerateSettings:
+    """Sampling settings shared by every video of a stage run (params.yaml `generate`)."""
+
+    seeds: tuple[int, ...]
+    steps: int
+    guidance: float
+    height: int
+    width: int
+    frames: int
+    fps: float
+    condition_stride: int
+    negative_prompt: str = ""
+    decode_chunk_size: int = 1
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> "GenerateSettings":
+        names = cls.__dataclass_fields__
+        unknown = sorted(set(params) - set(names) - {"suite", "device", "dtype", "personalised", "models_dir",
+                                                      "adapters_dir", "prepared_dir", "out_dir"})
+        if unknown:
+            raise KeyError(f"params.yaml generate: unknown key(s) {unknown}; known: {sorted(names)}")
+        values = {k: params[k] for k in names if k in params}
+        values["seeds"] = tuple(int(s) for s in values.get("seeds", ()))
+        if not values["seeds"]:
+            raise ValueError("params.yaml generate: `seeds` must list at least one seed")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class VideoPaths:
+    mp4: Path
+    json: Path
+    npz: Path
+
+
+def video_paths(out_dir: str | Path, method_id: str, prompt_id: str, seed: int) -> VideoPaths:
+    """`{out_dir}/{method}/{prompt_id}-s{seed}.{mp4,json,npz}`."""
+    stem = Path(out_dir) / method_id / f"{prompt_id}-s{seed}"
+    return VideoPaths(stem.with_suffix(".mp4"), stem.with_suffix(".json"), stem.with_suffix(".npz"))
+
+
+def fingerprint(method: Method, prompt: Prompt, seed: int, settings: GenerateSettings,
+                models_sha: str, adapter_sha: str | None, personalised: str | None) -> str:
+    """sha256 of every input that shapes one video (method, prompt, seed, settings, weights)."""
+    inputs = {"method": asdict(method), "prompt": asdict(prompt), "seed": seed,
+              "settings": {k: v for k, v in asdict(settings).items() if k != "seeds"},
+              "models": models_sha, "adapter": adapter_sha, "personalised": personalised}
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def is_complete(paths: VideoPaths, expected_fingerprint: str) -> bool:
+    """True when the JSON record exists, matches the settings, and the mp4/npz match its hashes."""
+    try:
+        record = json.loads(paths.json.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    files = record.get("files", {})
+    return (record.get("fingerprint") == expected_fingerprint
+            and paths.mp4.is_file() and paths.npz.is_file()
+            and files.get("mp4_sha256") == sha256_of(paths.mp4)
+            and files.get("npz_sha256") == sha256_of(paths.npz))
+
+
+def motion_condition(clip_id: str, prepared_dir: str | Path, settings: GenerateSettings) -> torch.Tensor:
+    """The flow visualisation of a prepared dataset clip, (F, 3, H, W) in [-1, 1] at the
+    generation size: frames 0, stride, 2*stride, ... as the training dataset samples them."""
+    from dvd360.data.clips import Web360ClipDataset
+    from dvd360.data.web360 import load_prepared
+
+    index = load_prepared(prepared_dir)
+    ids = [clip.id for clip in index.clips]
+    if clip_id not in ids:
+        raise KeyError(f"{prepared_dir}: no clip {clip_id!r} for the motion condition; "
+                       f"clips: {', '.join(ids[:20])}{' ...' if len(ids) > 20 else ''}")
+    dataset = Web360ClipDataset(index, length=settings.frames, stride=settings.condition_stride,
+                                height=settings.height, width=settings.width, augment=False)
+    return dataset[ids.index(clip_id)]["condition"]
+
+
+def plan(method: Method, prompts: list[Prompt], settings: GenerateSettings) -> Iterator[tuple[Prompt, int]]:
+    """(prompt, seed) pairs in output order: prompt-major."""
+    for prompt in prompts:
+        for seed in settings.seeds:
+            yield prompt, seed
+
+
+def generate_method(method: Method, prompts: list[Prompt], settings: GenerateSettings, *,
+                    models_dir: str | Path, out_dir: str | Path, adapters_dir: str | Path,
+                    prepared_dir: str | Path, device: str = "cpu", dtype: str = "float32",
+                    personalised: str | None = None, progress: bool = True) -> list[dict[str, Any]]:
+    """Generate (or keep, when complete) every video of `method`; return one summary per video.
+
+    Components are loaded once, and only if some video needs generating. A summary holds
+    prompt_id, seed, status ("generated" or "skipped"), the paths and the seconds taken.
+    """
+    from tqdm.auto import tqdm
+
+    models_dir = Path(models_dir)
+    adapter_file = method.adapter_path(adapters_dir)
+    if adapter_file is not None and not adapter_file.is_file():
+        raise FileNotFoundError(f"{adapter_file}: the {method.adapter!r} adapter of method {method.id} is "
+                                f"missing; run `dvc repro train@{method.adapter}` first")
+    if method.condition == "clip":
+        unknown = sorted({p.condition for p in prompts if p.condition != "zero"})
+        if unknown:  # validate before loading any model
+            from dvd360.data.web360 import load_prepared
+
+            known = {clip.id for clip in load_prepared(prepared_dir).clips}
+            missing = [c for c in unknown if c not in known]
+            if missing:
+                raise KeyError(f"{prepared_dir}: prompt condition clip(s) {missing} are not in the prepared dataset")
+    models_sha = sha256_of(models_dir / "manifest.json")
+    adapter_sha = None if adapter_file is None else sha256_of(adapter_file)
+    jobs = [(prompt, seed, video_paths(out_dir, method.id, prompt.id, seed)) for prompt, seed in plan(method, prompts, settings)]
+    prints = {(p.id, s): fingerprint(method, p, s, settings, models_sha, adapter_sha, personalised) for p, s, _ in jobs}
+
+    pipe = adapter = None
+    conditions: dict[str, torch.Tensor] = {}
+    summaries = []
+    for prompt, seed, paths in tqdm(jobs, desc=f"generate {method.id}", unit="video", disable=not progress):
+        expected = prints[(prompt.id, seed)]
+        if is_complete(paths, expected):
+            summaries.append({"prompt_id": prompt.id, "seed": seed, "status": "skipped", "paths": paths, "seconds": 0.0})
+            continue
+        if pipe is None:
+            pipe, adapter = _load(models_dir, device, DTYPES[dtype], personalised, method, adapter_file)
+        clip_id = prompt.condition if method.condition == "clip" and prompt.condition != "zero" else None
+        if clip_id is not None and clip_id not in conditions:
+            conditions[clip_id] = motion_condition(clip_id, prepared_dir, settings)
+        start = time.perf_counter()
+        result = pipe(prompt.text, seed=seed, steps=settings.steps, guidance=settings.guidance,
+                      height=settings.height, width=settings.width, num_frames=settings.frames,
+                      negative_prompt=settings.negative_prompt,
+                      condition=conditions.get(clip_id), adapter=adapter,
+                      latent_rotation=method.latent_rotation, circular_padding=method.circular_padding,
+                      decode_chunk_size=settings.decode_chunk_size)
+        seconds = time.perf_counter() - start
+        _write_video(paths, result, method, prompt, clip_id, settings, expected, personalised, seconds)
+        summaries.append({"prompt_id": prompt.id, "seed": seed, "status": "generated", "paths": paths,
+                          "seconds": seconds})
+    return summaries
+
+
+def _load(models_dir: Path, device: str, dtype: torch.dtype, personalised: str | None, method: Method,
+          adapter_file: Path | None):
+    from dvd360.models.adapter import load_adapter
+    from dvd360.models.materialize import load_components
+    from dvd360.sampling.pipeline import Panorama360Pipeline
+
+    components = load_components(models_dir, device=device, dtype=dtype, personalised=personalised)
+    pipe = Panorama360Pipeline.from_components(components)
+    pipe.set_progress_bar_config(leave=False)
+    if method.lora_weight is not None:
+        if components.lora_path is None:
+            raise FileNotFoundError(f"{models_dir}: method {method.id} needs the panorama LoRA; none materialised")
+        pipe.set_panorama_lora(str(components.lora_path), method.lora_weight)
+    adapter = None
+    if adapter_file is not None:
+        adapter = load_adapter(adapter_file, device=device).to(dtype).eval().requires_grad_(False)
+    return pipe, adapter
+
+
+def _write_video(paths: VideoPaths, result, method: Method, prompt: Prompt, clip_id: str | None,
+                 settings: GenerateSettings, expected: str, personalised: str | None, seconds: float) -> None:
+    from dvd360.data.video import write_video
+
+    with atomic_path(paths.npz) as tmp:
+        with tmp.open("wb") as handle:
+            np.savez_compressed(handle, frames=result.frames)
+    write_video(paths.mp4, result.frames, fps=settings.fps)
+    record = {**result.record, "method": method.id, "method_definition": asdict(method),
+              "prompt_id": prompt.id, "condition_clip": clip_id, "personalised": personalised,
+              "fps": settings.fps, "seconds": round(seconds, 3), "fingerprint": expected,
+              "files": {"mp4": paths.mp4.name, "npz": paths.npz.name,
+                        "mp4_sha256": sha256_of(paths.mp4), "npz_sha256": sha256_of(paths.npz)}}
+    write_json(paths.json, record)

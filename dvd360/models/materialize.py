@@ -1,0 +1,213 @@
+"""Materialise every model of a profile into one local folder, and load it back.
+
+Layout of a models folder (both profiles; everything downstream loads it with `load_components`):
+
+    manifest.json                  what each piece is, its source, its sha256, its seed
+    sd/{unet,vae,text_encoder,tokenizer,scheduler}/   diffusers Stable Diffusion 1.5 pieces
+    motion_adapter/                diffusers MotionAdapter (AnimateDiff motion module)
+    lora/panorama_lora.safetensors Kohya/A1111 LoRA (LatentLabs360 or its tiny stand-in)
+    adapter_init/adapter.safetensors (+ adapter.json)  360-Adapter initialisation (B1's format)
+    adapter_released/...           the authors' 360-Adapter, when given (paper profile)
+    personalised/{name}/{unet,vae} personalised checkpoints (paper profile)
+    clip/                          open_clip model for scoring (helper C's folder format)
+
+`tiny` builds random-weight models from the JSON configs in `configs/tiny/` with fixed seeds;
+`paper` takes the released weights (hub ids or local files) and writes the same layout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from dvd360.atomic import write_json
+from dvd360.models import kohya_lora
+from dvd360.models.tiny_configs import CONFIG_DIR, MAX_TOKENS, ddim_config, tiny_config, write_tiny_tokenizer
+from dvd360.provenance import versions
+
+LORA_FILE = "lora/panorama_lora.safetensors"
+ADAPTER_INIT_FILE = "adapter_init/adapter.safetensors"
+ADAPTER_RELEASED_FILE = "adapter_released/adapter.safetensors"
+SD_PARTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
+# Offsets added to the profile seed so every random piece has its own stream.
+PIECE_SEEDS = {"unet": 0, "vae": 1, "text_encoder": 2, "motion_adapter": 3, "lora": 4,
+               "adapter_init": 5, "clip": 6}
+
+
+@dataclass
+class Components:
+    """Everything a sampler or trainer needs, loaded from one models folder.
+
+    `unet` is `UNetMotionModel.from_unet2d(unet, motion_adapter)`; all modules are in eval mode
+    with gradients off. `clip_dir` is the open_clip folder for scoring (what
+    `dvd360.metrics.clip_model.load_clip` takes), None when the folder has none.
+    """
+
+    unet: Any
+    vae: Any
+    text_encoder: Any
+    tokenizer: Any
+    scheduler: Any
+    lora_path: Path | None
+    adapter_init_path: Path | None
+    clip_dir: Path | str | None
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+class MissingPiecesError(FileNotFoundError):
+    """Some weights of the paper profile are not available; the message lists all of them."""
+
+
+def sha256_of(path: str | Path) -> str:
+    """sha256 of a file; for a folder, of the sorted lines `<sha256 of file>  <relative path>`."""
+    path = Path(path)
+    if path.is_file():
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+    lines = [f"{sha256_of(f)}  {f.relative_to(path).as_posix()}\n"
+             for f in sorted(path.rglob("*")) if f.is_file()]
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def _piece(out_dir: Path, relative: str, kind: str, fmt: str, source: str, seed: int | None = None) -> dict:
+    entry = {"path": relative, "kind": kind, "format": fmt, "source": source,
+             "sha256": sha256_of(out_dir / relative)}
+    if seed is not None:
+        entry["seed"] = seed
+    return entry
+
+
+def _write_manifest(out_dir: Path, profile: str, seed: int | None, pieces: dict[str, dict]) -> dict:
+    manifest = {"profile": profile, "seed": seed, "pieces": pieces, "versions": versions()}
+    write_json(out_dir / "manifest.json", manifest)
+    return manifest
+
+
+def _seeded(seed: int, build):
+    """Run `build()` with torch's global RNG seeded (and restored afterwards)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+def _save_scheduler(folder: Path) -> None:
+    from diffusers import DDIMScheduler
+
+    DDIMScheduler.from_config(ddim_config()).save_pretrained(folder)
+
+
+def build_tiny(out_dir: str | Path, seed: int = 0) -> dict[str, Any]:
+    """Build the tiny profile's models with random weights into `out_dir`; return the manifest.
+
+    Deterministic: the same seed gives byte-identical files (the manifest's sha256s match).
+    """
+    from diffusers import AutoencoderKL, MotionAdapter, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    from dvd360.metrics.clip_model import build_tiny_clip
+    from dvd360.models.adapter import Adapter360, save_adapter
+
+    out_dir = Path(out_dir)
+    sd = out_dir / "sd"
+    seeds = {name: seed * 100 + offset for name, offset in PIECE_SEEDS.items()}
+    source = f"random init from dvd360/models/configs/tiny/{{}}.json (seed {seed})"
+    pieces: dict[str, dict] = {}
+
+    tokenizer = CLIPTokenizer.from_pretrained(write_tiny_tokenizer(sd / "tokenizer"), model_max_length=MAX_TOKENS)
+    pieces["tokenizer"] = _piece(out_dir, "sd/tokenizer", "CLIPTokenizer", "transformers",
+                                 "vocab from dvd360/models/configs/tiny/tokenizer_words.txt")
+    text_config = CLIPTextConfig(**tiny_config("text_encoder"), vocab_size=len(tokenizer),
+                                 bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                                 pad_token_id=tokenizer.pad_token_id)
+    models = {
+        "unet": _seeded(seeds["unet"], lambda: UNet2DConditionModel(**tiny_config("unet"))),
+        "vae": _seeded(seeds["vae"], lambda: AutoencoderKL(**tiny_config("vae"))),
+        "text_encoder": _seeded(seeds["text_encoder"], lambda: CLIPTextModel(text_config)),
+    }
+    for name, model in models.items():
+        model.save_pretrained(sd / name)
+        pieces[name] = _piece(out_dir, f"sd/{name}", type(model).__name__, "diffusers" if name != "text_encoder"
+                              else "transformers", source.format(name), seeds[name])
+    _save_scheduler(sd / "scheduler")
+    pieces["scheduler"] = _piece(out_dir, "sd/scheduler", "DDIMScheduler", "diffusers",
+                                 "dvd360/models/configs/ddim.json")
+
+    motion = _seeded(seeds["motion_adapter"], lambda: MotionAdapter(**tiny_config("motion_adapter")))
+    motion.save_pretrained(out_dir / "motion_adapter")
+    pieces["motion_adapter"] = _piece(out_dir, "motion_adapter", "MotionAdapter", "diffusers",
+                                      source.format("motion_adapter"), seeds["motion_adapter"])
+
+    lora = tiny_config("lora")
+    tensors = kohya_lora.random_kohya_lora(
+        {"unet": models["unet"], "text_encoder": models["text_encoder"]},
+        {"unet": lora["unet_targets"], "text_encoder": lora["text_encoder_targets"]},
+        rank=lora["rank"], alpha=lora["alpha"], up_std=lora["up_std"], seed=seeds["lora"])
+    kohya_lora.save_kohya_lora(out_dir / LORA_FILE, tensors)
+    pieces["lora"] = _piece(out_dir, LORA_FILE, "panorama LoRA (stand-in for LatentLabs360)",
+                            "kohya-safetensors", source.format("lora"), seeds["lora"])
+
+    channels = tuple(tiny_config("unet")["block_out_channels"])
+    adapter = _seeded(seeds["adapter_init"], lambda: Adapter360(channels=channels))
+    save_adapter(adapter, out_dir / ADAPTER_INIT_FILE)
+    pieces["adapter_init"] = _piece(out_dir, "adapter_init", "Adapter360 initialisation", "dvd360-adapter",
+                                    f"random init Adapter360(channels={list(channels)}) (seed {seed})",
+                                    seeds["adapter_init"])
+
+    # build_tiny_clip seeds torch's global RNG itself; _seeded restores it afterwards
+    _seeded(seeds["clip"], lambda: build_tiny_clip(out_dir / "clip", seed=seeds["clip"]))
+    pieces["clip"] = _piece(out_dir, "clip", "open_clip model for scoring", "open_clip",
+                            "dvd360.metrics.clip_model.build_tiny_clip", seeds["clip"])
+    return _write_manifest(out_dir, "tiny", seed, pieces)
+
+
+def load_components(models_dir: str | Path, device: str | torch.device = "cpu",
+                    dtype: torch.dtype = torch.float32, personalised: str | None = None) -> Components:
+    """Load a models folder: UNetMotionModel (SD UNet + motion adapter), VAE, text encoder,
+    tokenizer, DDIM scheduler, and the paths of the LoRA, adapter init and CLIP model.
+
+    `personalised` names a checkpoint under `personalised/` whose UNet and VAE replace SD 1.5's
+    (the text encoder stays SD 1.5's).
+    """
+    from diffusers import AutoencoderKL, DDIMScheduler, MotionAdapter, UNet2DConditionModel, UNetMotionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    models_dir = Path(models_dir)
+    manifest_file = models_dir / "manifest.json"
+    if not manifest_file.is_file():
+        raise FileNotFoundError(f"{manifest_file}: missing; run the `models` stage (dvc repro models) first")
+    manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    sd = models_dir / "sd"
+    unet_dir, vae_dir = sd / "unet", sd / "vae"
+    if personalised is not None:
+        known = sorted(p.name for p in (models_dir / "personalised").glob("*") if p.is_dir())
+        if personalised not in known:
+            raise KeyError(f"{models_dir}: no personalised checkpoint {personalised!r}; "
+                           f"available: {', '.join(known) or 'none'}")
+        unet_dir, vae_dir = models_dir / "personalised" / personalised / "unet", models_dir / "personalised" / personalised / "vae"
+    unet = UNetMotionModel.from_unet2d(UNet2DConditionModel.from_pretrained(unet_dir),
+                                       MotionAdapter.from_pretrained(models_dir / "motion_adapter"))
+    modules = {"unet": unet, "vae": AutoencoderKL.from_pretrained(vae_dir),
+               "text_encoder": CLIPTextModel.from_pretrained(sd / "text_encoder")}
+    for module in modules.values():
+        module.to(device=device).eval().requires_grad_(False)
+        if dtype != next(module.parameters()).dtype:
+            module.to(dtype=dtype)
+    clip = manifest.get("pieces", {}).get("clip")
+    lora, adapter_init = models_dir / LORA_FILE, models_dir / ADAPTER_INIT_FILE
+    return Components(
+        **modules,
+        tokenizer=CLIPTokenizer.from_pretrained(sd / "tokenizer", model_max_length=MAX_TOKENS),
+        scheduler=DDIMScheduler.from_pretrained(sd / "scheduler"),
+        lora_path=lora if lora.is_file() else None,
+        adapter_init_path=adapter_init if adapter_init.is_file() else None,
+        clip_dir=models_dir / clip["path"] if clip else None, manifest=manifest)

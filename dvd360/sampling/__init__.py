@@ -1,0 +1,1 @@
+"""Sampling: the 360 pipeline (adapter schedule, latent rotation, circular padding)."""

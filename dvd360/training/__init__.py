@@ -1,0 +1,1 @@
+"""Training the 360-Adapter: the latitude-aware loss, the sample schedule, checkpoints, the loop."""

@@ -1,0 +1,101 @@
+"""Motion conditions for training: which flow each clip is conditioned on, estimating where needed.
+
+Per clip of a prepared WEB360 index:
+- `exact`: the clip has a numeric npz flow (the synthetic set's, exact from the scene): kept.
+- `released`: `source="released"` and the clip came with a flow video (WEB360's PanoFlow
+  flows, what the paper trained on): kept.
+- `estimated`: otherwise the flow is estimated wrap-aware (`data.flow_estimation.estimate_flow`)
+  on the first `max_frames` frames and written as the released encoding
+  (`{out}/{method}/{id}.mp4`, `encode_flow`) plus numeric flow (`{id}.npz`, key `flow`, float16).
+
+The index (`{out}/index.json`) names, per clip, the source and the flow video the trainer uses.
+Finished estimates are reused (the stage resumes); a clip that fails is listed and skipped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from dvd360.atomic import atomic_path, write_json
+
+INDEX_FILE = "index.json"
+SOURCES = ("released", "estimate")
+
+
+def _valid_npz(path: Path, shape: tuple[int, ...]) -> bool:
+    try:
+        with np.load(path) as data:
+            return tuple(data["flow"].shape) == shape
+    except Exception:  # missing, truncated or foreign file: estimate again
+        return False
+
+
+def estimate_clip(clip, out_dir: Path, method: str, max_frames: int | None) -> dict:
+    """Estimate one clip's flow (or reuse a finished estimate); write the encoded video and npz."""
+    from dvd360.data.flow_encoding import encode_flow
+    from dvd360.data.flow_estimation import estimate_flow
+    from dvd360.data.video import probe_video, read_frames, write_video
+
+    count = clip.num_frames if max_frames is None else min(max_frames, clip.num_frames)
+    video_out, npz_out = out_dir / method / f"{clip.id}.mp4", out_dir / method / f"{clip.id}.npz"
+    shape = (count, clip.height, clip.width, 2)
+    if not (video_out.is_file() and _valid_npz(npz_out, shape)):
+        flow = estimate_flow(read_frames(clip.video_path, indices=list(range(count))), method=method)
+        with atomic_path(npz_out) as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez_compressed(handle, flow=flow.astype(np.float16))
+        write_video(video_out, encode_flow(flow), fps=probe_video(clip.video_path).fps)
+    return {"source": "estimated", "method": method, "frames": count,
+            "flow_video": str(video_out), "flow_npz": str(npz_out)}
+
+
+def prepare_conditions(clips: Iterable, out_dir: str | Path, source: str = "released", method: str = "ilk",
+                       max_frames: int | None = None) -> dict:
+    """Decide (and where needed estimate) every clip's condition; write and return the index."""
+    from dvd360.data.flow_estimation import describe
+
+    if source not in SOURCES:
+        raise ValueError(f"flow source must be one of {SOURCES}, got {source!r}")
+    out_dir = Path(out_dir)
+    entries, failures = {}, []
+    for clip in tqdm(list(clips), desc="flow", unit="clip"):
+        if clip.flow_npz_path is not None:
+            entries[clip.id] = {"source": "exact", "frames": clip.num_frames,
+                                "flow_video": str(clip.flow_video_path), "flow_npz": str(clip.flow_npz_path)}
+        elif source == "released" and clip.flow_video_path is not None:
+            entries[clip.id] = {"source": "released", "frames": clip.num_frames,
+                                "flow_video": str(clip.flow_video_path), "flow_npz": None}
+        else:
+            try:
+                entries[clip.id] = estimate_clip(clip, out_dir, method, max_frames)
+            except Exception as error:  # report the clip, keep going with the others
+                failures.append({"videoid": clip.id, "video": str(clip.video_path),
+                                 "error": f"{type(error).__name__}: {error}"})
+    counts = {kind: sum(e["source"] == kind for e in entries.values()) for kind in ("exact", "released", "estimated")}
+    index = {"source": source, "estimator": describe(method), "counts": counts, "clips": entries,
+             "failures": failures,
+             "note": "exact: synthetic clips, flow known from the scene (not estimated); "
+                     "released: the dataset's own flow video; estimated: wrap-aware estimate written here"}
+    write_json(out_dir / INDEX_FILE, index)
+    return index
+
+
+def apply_conditions(index, conditions: dict):
+    """A copy of a Web360Index whose clips use the condition index's flow videos, cut to the frames
+    that have a flow (clips the index lacks are dropped)."""
+    import dataclasses
+
+    clips = []
+    for clip in index.clips:
+        entry = conditions["clips"].get(clip.id)
+        if entry is None:
+            continue
+        npz = entry.get("flow_npz")
+        clips.append(dataclasses.replace(clip, flow_video_path=Path(entry["flow_video"]),
+                                         flow_npz_path=Path(npz) if npz else None,
+                                         num_frames=min(clip.num_frames, int(entry["frames"]))))
+    return dataclasses.replace(index, clips=clips)

@@ -1,0 +1,61 @@
+"""DVC stage `caption`: 360 Text Fusion and direct ERP captions of every prepared clip.
+
+Writes `data/captions/fused.csv` and `data/captions/erp.csv` (WEB360 format `videoid,name`)
+and `data/captions/report.json` (per clip: the four view captions, both captions; failures;
+captioner, fuser, versions). Progress is kept in `data/checkpoints/caption/progress.jsonl`, so
+an interrupted run resumes. The fuser is a chat endpoint when DVD360_LLM_URL and
+DVD360_LLM_MODEL are set (DVD360_LLM_API_KEY optional), the deterministic template otherwise.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from dvd360.atomic import write_json
+from dvd360.captioning import BlipCaptioner, LandmarkCaptioner, caption_clips, make_fuser, write_caption_csvs
+from dvd360.config import load_params, stage_params
+from dvd360.data.web360 import load_prepared
+from dvd360.provenance import versions
+from dvd360.tracking import log_artifact, log_metrics, stage_run
+
+OUT = Path("data/captions")
+PROGRESS = Path("data/checkpoints/caption/progress.jsonl")
+
+
+def make_captioner(settings: dict, root: Path):
+    if settings["captioner"] == "landmarks":
+        return LandmarkCaptioner.from_metadata(root / "metadata.json")
+    if settings["captioner"] == "blip":
+        return BlipCaptioner(settings["model"], device=settings.get("device", "cpu"))
+    raise ValueError(f"params.yaml caption.captioner: unknown captioner {settings['captioner']!r} (landmarks | blip)")
+
+
+def main() -> int:
+    params = load_params()
+    settings = stage_params("caption", params)
+    index = load_prepared(settings.get("prepared_dir", "data/web360"))
+    captioner = make_captioner(settings, index.root)
+    fuser_name, fuse = make_fuser()
+    identity = {"captioner": captioner.name, "fuser": fuser_name, "view_size": settings["view_size"]}
+    with stage_run("caption", profile=params["profile"], params={**settings, "fuser": fuser_name}):
+        result = caption_clips(index.clips, captioner, fuse, PROGRESS, identity, view_size=settings["view_size"])
+        if not result.records:
+            print(f"caption: every clip failed: {result.failures}", file=sys.stderr)
+            return 1
+        paths = write_caption_csvs(result.records, OUT)
+        report = write_json(OUT / "report.json", {
+            **identity, "clips": len(result.records), "resumed": result.resumed,
+            "failures": result.failures, "records": result.records, "versions": versions()})
+        log_metrics({"clips_captioned": len(result.records), "clips_failed": len(result.failures)})
+        for path in (*paths.values(), report):
+            log_artifact(path, "captions")
+    for failure in result.failures:
+        print(f"caption: clip {failure['videoid']} failed ({failure['video']}): {failure['error']}", file=sys.stderr)
+    print(f"caption: {len(result.records)} clips ({result.resumed} resumed), {len(result.failures)} failed "
+          f"-> {OUT}/fused.csv, {OUT}/erp.csv (fuser: {fuser_name})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""DVC stage `flow`: the motion condition of every prepared clip (see dvd360.training.conditions).
+
+Synthetic clips keep their exact flows (nothing estimated; the index says so); real clips use
+the dataset's released flow videos (`source: released`) or a wrap-aware estimate written to
+`data/flows/{method}/{id}.mp4|npz` (`source: estimate`). Writes `data/flows/index.json`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from dvd360.config import load_params, stage_params
+from dvd360.data.web360 import load_prepared
+from dvd360.tracking import log_metrics, stage_run
+from dvd360.training.conditions import prepare_conditions
+
+
+def main() -> int:
+    params = load_params()
+    settings = stage_params("flow", params)
+    index = load_prepared(settings.get("prepared_dir", "data/web360"))
+    with stage_run("flow", profile=params["profile"], params=settings):
+        result = prepare_conditions(index.clips, settings.get("out_dir", "data/flows"), source=settings["source"],
+                                    method=settings["method"], max_frames=settings.get("max_frames"))
+        log_metrics({**result["counts"], "failed": len(result["failures"])})
+    for failure in result["failures"]:
+        print(f"flow: clip {failure['videoid']} failed ({failure['video']}): {failure['error']}", file=sys.stderr)
+    print(f"flow: {result['counts']} ({len(result['failures'])} failed) -> data/flows/index.json")
+    return 0 if result["clips"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""DVC stage `generate@METHOD`: the videos of one method (eval/methods.yaml) for every prompt of
+the profile's suite (eval/prompts.yaml) and every seed of params.yaml `generate`.
+
+Writes `data/generations/{METHOD}/{prompt_id}-s{seed}.{mp4,json,npz}`; finished videos whose
+settings are unchanged are kept (the stage resumes after an interruption). One MLflow run per
+method, with its videos as artifacts.
+
+    python pipelines/generate.py D
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+from dvd360.config import load_params, repo_root, stage_params
+from dvd360.generate import GenerateSettings, generate_method
+from dvd360.methods import get_method, load_prompts
+from dvd360.tracking import log_artifact, log_metrics, stage_run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("method", help="a method id of eval/methods.yaml, e.g. A or D_no_latloss")
+    args = parser.parse_args(argv)
+    params = load_params()
+    profile = params["profile"]
+    config = stage_params("generate", params)
+    method = get_method(args.method)
+    prompts = load_prompts(config["suite"])
+    settings = GenerateSettings.from_params(config)
+    root = repo_root()
+    with stage_run("generate", profile=profile, run_name=method.id,
+                   params={**config, "method": vars(method)}):
+        summaries = generate_method(
+            method, prompts, settings, models_dir=root / config["models_dir"],
+            out_dir=root / config["out_dir"], adapters_dir=root / config["adapters_dir"],
+            prepared_dir=root / config["prepared_dir"], device=config["device"],
+            dtype=config["dtype"], personalised=config.get("personalised"))
+        made = [s["seconds"] for s in summaries if s["status"] == "generated"]
+        log_metrics({"videos": len(summaries), "videos_generated": len(made),
+                     "seconds_per_video": statistics.mean(made) if made else float("nan")})
+        for summary in summaries:
+            log_artifact(summary["paths"].mp4, artifact_path="videos")
+            log_artifact(summary["paths"].json, artifact_path="records")
+    print(f"generate {method.id}: {len(made)} generated, {len(summaries) - len(made)} kept")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

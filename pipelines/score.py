@@ -1,0 +1,67 @@
+"""DVC stage `score`: every generated video -> metrics; per-method summaries with 95% CIs.
+
+Reads `data/generations/{method}/*.mp4` (+ `.json` records) for every method folder the
+generate stage wrote, the prepared dataset (`data/web360`, reference flows) and the CLIP
+folder (`data/models/clip`). Writes `data/scores/{method}.json` (per-video records and the
+method summary) and `reports/metrics/summary.json` (DVC metrics); logs one MLflow run with a
+nested run per method.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dvd360.atomic import write_json
+from dvd360.config import load_params, stage_params
+from dvd360.data.web360 import load_prepared
+from dvd360.metrics.clip_model import load_clip
+from dvd360.metrics.generations import TINY_NOTE, score_method, sha256, summarize_records
+from dvd360.metrics.scoring import VideoScorer
+from dvd360.provenance import versions
+from dvd360.tracking import log_artifact, log_metrics, stage_run
+
+
+def main() -> None:
+    all_params = load_params()
+    profile, params = all_params["profile"], stage_params("score", all_params)
+    generations, scores_dir = Path(params["generations"]), Path(params["scores"])
+    summary_path = Path(params["summary"])
+    methods = sorted(p.name for p in generations.iterdir() if p.is_dir() and any(p.glob("*.mp4")))
+    if not methods:
+        raise SystemExit(f"{generations}: no method folder with videos; run `dvc repro generate`")
+    clips = load_prepared(params["prepared"]).by_id()
+    clip = load_clip(params["clip"], device=params.get("device", "cpu"))
+    scorer = VideoScorer(clip, params["flow_method"], params.get("flow_options"))
+    # A record is reused only while the video, these settings and the prepared index are unchanged.
+    settings = {"clip": clip.name, "flow_method": params["flow_method"],
+                "flow_options": params.get("flow_options") or {},
+                "prepared_index_sha256": sha256(Path(params["prepared"]) / "index.json")}
+    seed, resamples = int(params["seed"]), int(params["bootstrap_resamples"])
+    note = TINY_NOTE if profile == "tiny" or clip.random_weights else None
+    summary = {"profile": profile, "note": note, "methods": {}}
+    with stage_run("score", profile=profile, params=params):
+        for method in methods:
+            out = scores_dir / f"{method}.json"
+            previous = {}
+            if out.is_file():
+                previous = {r["video"]: r for r in json.loads(out.read_text(encoding="utf-8")).get("videos", [])}
+            records = score_method(scorer, generations / method, clips, settings, previous)
+            method_summary = summarize_records(records, seed=seed, n_resamples=resamples)
+            write_json(out, {"method": method, "profile": profile, "note": note, "metrics_info": scorer.describe(),
+                             "bootstrap": {"seed": seed, "resamples": resamples, "confidence": 0.95},
+                             "summary": method_summary, "videos": records, "versions": versions()})
+            summary["methods"][method] = method_summary
+            with stage_run("score", profile=profile, run_name=f"score-{method}", nested=True,
+                           tags={"dvd360.method": method}):
+                log_metrics({name: s["mean"] for name, s in method_summary.items()})
+                log_metrics({f"{name}.n": s["n"] for name, s in method_summary.items()})
+                log_artifact(out)
+            print(f"{method}: {len(records)} videos -> {out}")
+        summary["metrics_info"] = scorer.describe()
+        write_json(summary_path, summary)
+        log_artifact(summary_path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""DVC stage `study`: blinded user-study packets from the generations, into `reports/study/`.
+
+One static HTML packet per rater (`packets/rater-NN/`, open `index.html`), the label key
+`key.json` beside them (never for raters) and a README for the organiser. Raters' exported
+answer files are turned into Table 1 by `dvd360-eval study aggregate ... --key reports/study/key.json`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from dvd360.config import load_params, repo_root, stage_params
+from dvd360.study.render import build_study
+from dvd360.tracking import log_artifact, log_metrics, stage_run
+
+
+def main() -> int:
+    all_params = load_params()
+    profile, params = all_params["profile"], stage_params("study", all_params)
+    root = repo_root()
+    with stage_run("study", profile=profile, params=params):
+        try:
+            built = build_study(root / params["generations"], root / params["out_dir"],
+                                methods=list(params["methods"]), raters=int(params["raters"]),
+                                sets_per_packet=params.get("sets_per_packet"), seed=int(params["seed"]),
+                                attention_check=bool(params["attention_check"]),
+                                attention_min_agree=int(params["attention_min_agree"]), profile=profile)
+        except ValueError as error:  # StudyInputError and definition errors name the file
+            raise SystemExit(f"study: {error}") from error
+        log_metrics({"packets": len(built.packets), "sets_per_packet": len(built.packets[0].sets),
+                     "prompt_sets_skipped": len(built.skipped)})
+        log_artifact(built.out_dir / "README.md", "study")
+    for reason in built.skipped:
+        print(f"study: skipped {reason}", file=sys.stderr)
+    print(f"study: {len(built.packets)} packets of {len(built.packets[0].sets)} sets -> "
+          f"{params['out_dir']}/packets/ (key: {params['out_dir']}/key.json)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

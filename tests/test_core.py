@@ -1,0 +1,62 @@
+"""The shared plumbing: atomic writes, params per profile, MLflow runs, the CLI root."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from dvd360 import __version__
+from dvd360.atomic import atomic_path, write_json
+from dvd360.cli import main
+from dvd360.config import load_params, stage_params
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.json"
+    write_json(target, {"a": 1})
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert target.read_text() == '{\n  "a": 1\n}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(target).st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_stage_params_merges_common_and_profile(tmp_path):
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text("profile: paper\nstage:\n  common: {a: 1, b: 2}\n  tiny: {b: 3}\n  paper: {b: 4, c: 5}\n")
+    params = load_params(params_file)
+    assert stage_params("stage", params) == {"a": 1, "b": 4, "c": 5}
+    params["profile"] = "tiny"
+    assert stage_params("stage", params) == {"a": 1, "b": 3}
+
+
+def test_unknown_profile_names_the_file(tmp_path):
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text("profile: huge\n")
+    with pytest.raises(ValueError, match=r"params\.yaml.*huge"):
+        load_params(params_file)
+
+
+def test_stage_run_records_params_and_provenance():
+    import mlflow
+
+    from dvd360.tracking import log_metrics, stage_run
+
+    with stage_run("unit", profile="tiny", params={"outer": {"inner": 3}}) as run:
+        log_metrics({"score": {"value": 0.5}, "label": "not a number"})
+    stored = mlflow.get_run(run.info.run_id)
+    assert stored.data.params == {"outer.inner": "3"}
+    assert stored.data.metrics == {"score.value": 0.5}
+    assert stored.data.tags["dvd360.stage"] == "unit"
+    assert stored.data.tags["version.torch"]
+
+
+def test_cli_version():
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0 and __version__ in result.output
