@@ -12,7 +12,6 @@ the arithmetic only. The video is a textured sphere turning rigidly (`rigid_rota
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 
