@@ -32,11 +32,12 @@ def clip(clip_dir):
     return load_clip(clip_dir)
 
 
-def test_tiny_clip_is_deterministic(clip_dir, tmp_path):
+def test_tiny_clip_is_deterministic(clip, clip_dir, tmp_path):
     from safetensors.torch import load_file
 
     weights = "open_clip_model.safetensors"
     first = load_file(clip_dir / weights)
+    assert all(torch.equal(first[k], v) for k, v in clip.model.state_dict().items())  # load_clip reads them
     again = load_file(build_tiny_clip(tmp_path / "again", seed=0) / weights)
     other = load_file(build_tiny_clip(tmp_path / "other", seed=1) / weights)
     assert all(torch.equal(first[k], again[k]) for k in first)

@@ -3,7 +3,7 @@ sphere flow.
 
 Conventions (shared by the whole project):
 - ERP frames are (..., H, W) with W = 2H; column j has longitude ((j + 0.5) / W) * 360 - 180 degrees
-  (column W/2 faces longitude 0), row i has latitude 90 - ((i + 0.5) / H) * 180 degrees (row 0 is
+  (longitude 0 is the edge between columns W/2 - 1 and W/2), row i has latitude 90 - ((i + 0.5) / H) * 180 degrees (row 0 is
   the north).
 - World/camera axes (aerospace NED, right-handed): x points at (lon 0, lat 0), y at (lon 90,
   lat 0), z down (lat -90). So a unit direction is (cos lat cos lon, cos lat sin lon, -sin lat).

@@ -20,7 +20,7 @@ def pixel_lonlat(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Longitude (w,) and latitude (h,) of ERP pixel centres, in radians.
 
-    lon_j = ((j + 0.5) / w) * 2 pi - pi  (in (-pi, pi); column w/2 faces lon 0),
+    lon_j = ((j + 0.5) / w) * 2 pi - pi  (in (-pi, pi); lon 0 is the left edge of column w/2),
     lat_i = pi / 2 - ((i + 0.5) / h) * pi (row 0 is the north).
     """
     if h <= 0 or w <= 0:
@@ -95,7 +95,7 @@ def lonlat_to_pixel(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Continuous pixel coordinates (x, y) of (lon, lat) radians: x = (lon / 2pi + 1/2) w - 1/2,
     y = (1/2 - lat / pi) h - 1/2, with x wrapped into [-1/2, w - 1/2)."""
-    x = torch.remainder((lon / (2 * math.pi) + 0.5) * w - 0.5 + 0.5, w) - 0.5
+    x = torch.remainder((lon / (2 * math.pi) + 0.5) * w, w) - 0.5
     y = (0.5 - lat / math.pi) * h - 0.5
     return x, y
 

@@ -106,7 +106,7 @@ def rotation_flow(h: int, w: int, R) -> torch.Tensor:
     R = R_t^T R_{t+1} for camera orientations R_t = ``rotation_matrix(...)``. A static point seen at
     pixel-centre direction d in frame t is seen at d' = R^T d in frame t+1; the flow is
     pixel(d') - pixel(d) in pixels, dx wrapped into [-w/2, w/2). Computed in float64, returned in
-    R's floating dtype (float32 for numpy/int input). Example: ``rotation_matrix(yaw=10)`` (camera
+    R's floating dtype (float32 for integer input). Example: ``rotation_matrix(yaw=10)`` (camera
     turns right by 10 degrees) gives dx = -10 / 360 * w everywhere, dy = 0.
     """
     R = torch.as_tensor(R)

@@ -211,3 +211,210 @@ def load_components(models_dir: str | Path, device: str | torch.device = "cpu",
         lora_path=lora if lora.is_file() else None,
         adapter_init_path=adapter_init if adapter_init.is_file() else None,
         clip_dir=models_dir / clip["path"] if clip else None, manifest=manifest)
+
+
+# -- paper profile ----------------------------------------------------------------------------
+MOTION_V14_CONFIG = CONFIG_DIR / "motion_adapter_v1_4.json"
+SD_FILES = ("unet/config.json", "unet/diffusion_pytorch_model.safetensors", "vae/config.json",
+            "vae/diffusion_pytorch_model.safetensors", "text_encoder/config.json",
+            "text_encoder/model.safetensors", "tokenizer/vocab.json", "tokenizer/merges.txt")
+SD_PATTERNS = ("unet/config.json", "unet/diffusion_pytorch_model.safetensors", "vae/config.json",
+               "vae/diffusion_pytorch_model.safetensors", "text_encoder/config.json",
+               "text_encoder/model.safetensors", "tokenizer/*")
+MOTION_FILES = ("config.json", "diffusion_pytorch_model.safetensors")
+CLIP_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+WHERE = {
+    "sd15": "Stable Diffusion 1.5 in diffusers format: `huggingface-cli download "
+            "stable-diffusion-v1-5/stable-diffusion-v1-5 --include 'unet/*' 'vae/*' 'text_encoder/*' "
+            "'tokenizer/*'` (Hugging Face cache), or set models.paper.sd15 to a local diffusers folder",
+    "motion_adapter": "AnimateDiff motion module v1.4: `huggingface-cli download "
+                      "guoyww/animatediff-motion-adapter-v1-4`, or mm_sd_v14.ckpt from "
+                      "https://huggingface.co/guoyww/animatediff with models.paper.motion_adapter set to its path",
+    "lora": "the LatentLabs360 LoRA (Kohya safetensors) from CivitAI (search 'LatentLabs360'); "
+            "save it at {path} or set models.paper.lora",
+    "personalised": "the single-file checkpoint from CivitAI (as listed in AnimateDiff's README); "
+                    "save it at {path}, or drop it from models.paper.personalised",
+    "adapter_checkpoint": "360Adapter_flow_v1.ckpt from the 360DVD release (https://github.com/Akaneqwq/360DVD, "
+                          "README 'Download'); save it at {path}, or set models.paper.adapter_checkpoint: null",
+    "clip": "open_clip {spec} weights: `huggingface-cli download {repo} open_clip_model.safetensors`, "
+            "or set models.paper.clip to a local CLIP folder",
+}
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _hub_folder(repo_id: str, patterns: tuple[str, ...], files: tuple[str, ...]) -> tuple[Path | None, str]:
+    """The local snapshot of a hub repo holding `files`: from the cache, else downloaded unless
+    HF_HUB_OFFLINE is set (so an absent network never blocks). Returns (folder, problem)."""
+    from huggingface_hub import snapshot_download
+
+    attempts = (True,) if _offline() else (True, False)
+    problem = ""
+    for local_only in attempts:
+        try:
+            folder = Path(snapshot_download(repo_id, allow_patterns=list(patterns), local_files_only=local_only))
+        except Exception as error:  # hub errors (offline, not cached, no network) all mean "not here"
+            problem = f"`{repo_id}` is not in the Hugging Face cache" + (
+                " and HF_HUB_OFFLINE is set" if _offline() else f" and could not be downloaded ({type(error).__name__})")
+            continue
+        missing = [f for f in files if not (folder / f).is_file()]
+        if not missing:
+            return folder, ""
+        problem = f"`{repo_id}` is cached without {', '.join(missing)}"
+    return None, problem
+
+
+def _folder_or_hub(value: str, patterns: tuple[str, ...], files: tuple[str, ...]) -> tuple[Path | None, str]:
+    path = Path(value)
+    if path.is_dir():
+        missing = [f for f in files if not (path / f).is_file()]
+        return (None, f"{path}: folder lacks {', '.join(missing)}") if missing else (path, "")
+    if path.exists() or value.count("/") != 1 or path.suffix:
+        return None, f"{path}: no such folder"
+    return _hub_folder(value, patterns, files)
+
+
+def check_paper_sources(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Find every piece `models.paper` names, before anything is loaded.
+
+    Returns {"sd15": folder, "motion_adapter": folder or checkpoint file, "lora": file,
+    "personalised": {name: file}, "adapter_checkpoint": file or None, "clip": folder or spec}.
+    Raises MissingPiecesError listing every missing piece, where it comes from and where to put it.
+    """
+    from dvd360.metrics.clip_model import parse_spec
+
+    found: dict[str, Any] = {"personalised": {}}
+    problems: list[str] = []
+
+    def missing(name: str, problem: str, **where) -> None:
+        problems.append(f"- {name}: {problem}\n    get it: {WHERE[name.split('.')[0]].format(**where)}")
+
+    found["sd15"], problem = _folder_or_hub(str(settings["sd15"]), SD_PATTERNS, SD_FILES)
+    if problem:
+        missing("sd15", problem)
+    motion = str(settings["motion_adapter"])
+    if Path(motion).is_file():
+        found["motion_adapter"] = Path(motion)
+    else:
+        found["motion_adapter"], problem = _folder_or_hub(motion, MOTION_FILES, MOTION_FILES)
+        if problem:
+            missing("motion_adapter", problem)
+    try:
+        kohya_lora.check_kohya_lora(settings["lora"])
+        found["lora"] = Path(settings["lora"])
+    except kohya_lora.KohyaLoraError as error:
+        missing("lora", str(error), path=settings["lora"])
+    for name, path in (settings.get("personalised") or {}).items():
+        if Path(path).is_file():
+            found["personalised"][name] = Path(path)
+        else:
+            missing(f"personalised.{name}", f"{path}: no such file", path=path)
+    checkpoint = settings.get("adapter_checkpoint")
+    found["adapter_checkpoint"] = Path(checkpoint) if checkpoint else None
+    if checkpoint and not Path(checkpoint).is_file():
+        missing("adapter_checkpoint", f"{checkpoint}: no such file", path=checkpoint)
+    clip = str(settings["clip"])
+    if Path(clip).is_dir():
+        found["clip"] = Path(clip)
+    else:
+        import open_clip
+
+        arch, tag = parse_spec(clip)
+        repo = (open_clip.get_pretrained_cfg(arch, tag).get("hf_hub") or "").rstrip("/")
+        folder, problem = _hub_folder(repo, CLIP_FILES[:1], CLIP_FILES[:1]) if repo else (None, f"{clip}: no hub weights")
+        found["clip"] = clip
+        if folder is None:
+            missing("clip", problem, spec=clip, repo=repo)
+    if problems:
+        raise MissingPiecesError(f"the paper profile is missing {len(problems)} piece(s):\n" + "\n".join(problems))
+    return found
+
+
+def motion_adapter_from_original(path: str | Path, config: Mapping[str, Any]):
+    """A MotionAdapter from an original AnimateDiff checkpoint (`mm_sd_v14.ckpt` layout:
+    `down_blocks.0.motion_modules.0.temporal_transformer...attention_blocks.0...`), renamed by
+    diffusers' own converter and loaded strictly (any missing or unexpected key raises)."""
+    from diffusers import MotionAdapter
+    from diffusers.loaders.single_file_utils import convert_animatediff_checkpoint_to_diffusers
+
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("state_dict", state)
+    adapter = MotionAdapter(**config)
+    converted = convert_animatediff_checkpoint_to_diffusers(state)
+    result = adapter.load_state_dict(converted, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise ValueError(f"{path}: does not match MotionAdapter({dict(config)}): "
+                         f"missing {result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]} "
+                         f"({len(result.missing_keys)} missing, {len(result.unexpected_keys)} unexpected)")
+    return adapter
+
+
+def materialize_paper(out_dir: str | Path, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Write the paper profile's models into `out_dir` (layout of the module docstring); return
+    the manifest. Sources are checked first (`check_paper_sources`); no hub lookups after that."""
+    from diffusers import AutoencoderKL, MotionAdapter, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    from dvd360.metrics.clip_model import save_pretrained_clip
+    from dvd360.models.adapter import Adapter360, load_released_checkpoint, save_adapter
+
+    sources = check_paper_sources(settings)
+    out_dir = Path(out_dir)
+    sd, seed = out_dir / "sd", int(settings.get("seed", 0))
+    pieces: dict[str, dict] = {}
+    loaders = {"unet": UNet2DConditionModel, "vae": AutoencoderKL, "text_encoder": CLIPTextModel}
+    for name, cls in loaders.items():
+        cls.from_pretrained(sources["sd15"] / name).save_pretrained(sd / name)
+        pieces[name] = _piece(out_dir, f"sd/{name}", cls.__name__, "diffusers" if name != "text_encoder"
+                              else "transformers", f"{settings['sd15']}/{name}")
+    CLIPTokenizer.from_pretrained(sources["sd15"] / "tokenizer", model_max_length=MAX_TOKENS).save_pretrained(sd / "tokenizer")
+    pieces["tokenizer"] = _piece(out_dir, "sd/tokenizer", "CLIPTokenizer", "transformers", f"{settings['sd15']}/tokenizer")
+    _save_scheduler(sd / "scheduler")
+    pieces["scheduler"] = _piece(out_dir, "sd/scheduler", "DDIMScheduler", "diffusers", "dvd360/models/configs/ddim.json")
+
+    if sources["motion_adapter"].is_file():
+        config_file = Path(settings.get("motion_adapter_config") or MOTION_V14_CONFIG)
+        motion = motion_adapter_from_original(sources["motion_adapter"], json.loads(config_file.read_text()))
+    else:
+        motion = MotionAdapter.from_pretrained(sources["motion_adapter"])
+    motion.save_pretrained(out_dir / "motion_adapter")
+    pieces["motion_adapter"] = _piece(out_dir, "motion_adapter", "MotionAdapter", "diffusers",
+                                      str(settings["motion_adapter"]))
+
+    (out_dir / LORA_FILE).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(sources["lora"], out_dir / LORA_FILE)
+    pieces["lora"] = _piece(out_dir, LORA_FILE, "panorama LoRA (LatentLabs360)", "kohya-safetensors",
+                            str(settings["lora"]))
+
+    for name, path in sources["personalised"].items():
+        folder = out_dir / "personalised" / name
+        for part, cls in (("unet", UNet2DConditionModel), ("vae", AutoencoderKL)):
+            cls.from_single_file(str(path), config=str(sd), subfolder=part,
+                                 local_files_only=True).save_pretrained(folder / part)
+        pieces[f"personalised.{name}"] = _piece(out_dir, f"personalised/{name}", "personalised UNet + VAE",
+                                                "diffusers", str(path))
+
+    channels = tuple(UNet2DConditionModel.load_config(sd / "unet")["block_out_channels"])
+    save_adapter(_seeded(seed, lambda: Adapter360(channels=channels)), out_dir / ADAPTER_INIT_FILE)
+    pieces["adapter_init"] = _piece(out_dir, "adapter_init", "Adapter360 initialisation", "dvd360-adapter",
+                                    f"random init Adapter360(channels={list(channels)}) (seed {seed})", seed)
+    if sources["adapter_checkpoint"] is not None:
+        save_adapter(load_released_checkpoint(sources["adapter_checkpoint"], channels=channels),
+                     out_dir / ADAPTER_RELEASED_FILE)
+        pieces["adapter_released"] = _piece(out_dir, "adapter_released", "released 360-Adapter",
+                                            "dvd360-adapter", str(sources["adapter_checkpoint"]))
+
+    if isinstance(sources["clip"], Path):
+        shutil.copytree(sources["clip"], out_dir / "clip")
+    else:
+        save_pretrained_clip(sources["clip"], out_dir / "clip")
+    pieces["clip"] = _piece(out_dir, "clip", "open_clip model for scoring", "open_clip", str(settings["clip"]))
+    return _write_manifest(out_dir, "paper", seed, pieces)
