@@ -15,7 +15,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -107,13 +107,6 @@ def motion_condition(clip_id: str, prepared_dir: str | Path, settings: GenerateS
     return dataset[ids.index(clip_id)]["condition"]
 
 
-def plan(method: Method, prompts: list[Prompt], settings: GenerateSettings) -> Iterator[tuple[Prompt, int]]:
-    """(prompt, seed) pairs in output order: prompt-major."""
-    for prompt in prompts:
-        for seed in settings.seeds:
-            yield prompt, seed
-
-
 def generate_method(method: Method, prompts: list[Prompt], settings: GenerateSettings, *,
                     models_dir: str | Path, out_dir: str | Path, adapters_dir: str | Path,
                     prepared_dir: str | Path, device: str = "cpu", dtype: str = "float32",
@@ -141,14 +134,14 @@ def generate_method(method: Method, prompts: list[Prompt], settings: GenerateSet
                 raise KeyError(f"{prepared_dir}: prompt condition clip(s) {missing} are not in the prepared dataset")
     models_sha = sha256_of(models_dir / "manifest.json")
     adapter_sha = None if adapter_file is None else sha256_of(adapter_file)
-    jobs = [(prompt, seed, video_paths(out_dir, method.id, prompt.id, seed)) for prompt, seed in plan(method, prompts, settings)]
-    prints = {(p.id, s): fingerprint(method, p, s, settings, models_sha, adapter_sha, personalised) for p, s, _ in jobs}
+    jobs = [(prompt, seed, video_paths(out_dir, method.id, prompt.id, seed))
+            for prompt in prompts for seed in settings.seeds]
 
     pipe = adapter = None
     conditions: dict[str, torch.Tensor] = {}
     summaries = []
     for prompt, seed, paths in tqdm(jobs, desc=f"generate {method.id}", unit="video", disable=not progress):
-        expected = prints[(prompt.id, seed)]
+        expected = fingerprint(method, prompt, seed, settings, models_sha, adapter_sha, personalised)
         if is_complete(paths, expected):
             summaries.append({"prompt_id": prompt.id, "seed": seed, "status": "skipped", "paths": paths, "seconds": 0.0})
             continue

@@ -9,7 +9,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# OpenMP threads sleep instead of spinning while they wait: on 2 busy cores spinning costs 3-5x.
+# One compute thread, and OpenMP threads that sleep rather than spin while they wait: the
+# tests' models are tiny, and on 2 shared cores spinning threads made them 3-20x slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 

@@ -142,7 +142,7 @@ def test_caption_run_reports_failures_and_resumes(tiny_web360, tmp_path):
     assert again.resumed == len(index.clips) and calls == [] and again.records == first.records
     changed = caption_clips(index.clips[:1], Counting(), template_fuse, progress, {**settings, "view_size": 32},
                             view_size=32)
-    assert changed.resumed == 0 and calls == [index.clips[0].id]  # other settings: captioned again
+    assert changed.resumed == 0 and calls == [index.clips[0].id] * 2  # views + ERP: captioned again
 
     paths = write_caption_csvs(first.records, tmp_path / "captions")
     fused, erp = read_captions(paths["fused"]), read_captions(paths["erp"])

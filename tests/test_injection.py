@@ -85,15 +85,15 @@ def test_wrong_feature_shape_is_refused(unet):
             _run(unet, sample, text)
 
 
-def test_roll_features_by_quarter_turns():
-    injection = FeatureInjection.__new__(FeatureInjection)  # no UNet needed for the bookkeeping
-    injection._features = [torch.arange(8.0).reshape(1, 1, 1, 8), torch.arange(4.0).reshape(1, 1, 1, 4)]
-    injection.roll_features(90)
-    assert injection.features[0].flatten().tolist() == [6, 7, 0, 1, 2, 3, 4, 5]
-    assert injection.features[1].flatten().tolist() == [3, 0, 1, 2]
-    injection._features = [torch.zeros(1, 1, 1, 2)]
-    with pytest.raises(ValueError, match="whole columns"):
+def test_roll_features_by_quarter_turns(unet):
+    with FeatureInjection(unet) as injection:
+        injection.set_features([torch.arange(w, dtype=torch.float32).reshape(1, 1, 1, w) for w in (8, 4, 4, 4)])
         injection.roll_features(90)
+        assert injection.features[0].flatten().tolist() == [6, 7, 0, 1, 2, 3, 4, 5]
+        assert injection.features[1].flatten().tolist() == [3, 0, 1, 2]
+        injection.set_features([torch.zeros(1, 1, 1, 2)] * 4)
+        with pytest.raises(ValueError, match="whole columns"):
+            injection.roll_features(90)
 
 
 def test_adapter_schedule_matches_release():

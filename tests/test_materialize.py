@@ -94,8 +94,11 @@ def test_check_kohya_lora_refuses_other_layouts(tmp_path):
     with pytest.raises(kohya_lora.KohyaLoraError, match="peft.safetensors: key .* is not in the Kohya layout"):
         kohya_lora.check_kohya_lora(peft_style)
     incomplete = tmp_path / "incomplete.safetensors"
-    save_file({"lora_unet_x.lora_down.weight": torch.zeros(4, 8)}, str(incomplete))
-    with pytest.raises(kohya_lora.KohyaLoraError, match="lora_unet_x: has"):
+    save_file({"lora_unet_x.lora_down.weight": torch.zeros(4, 8), "lora_unet_x.alpha": torch.tensor(4.0),
+               "lora_unet_y.lora_down.weight": torch.zeros(4, 8), "lora_unet_y.lora_up.weight": torch.zeros(8, 2)},
+              str(incomplete))
+    with pytest.raises(kohya_lora.KohyaLoraError, match=r"lora_unet_x: has only \['.alpha', '.lora_down.weight'\]"
+                       r"(.|\n)*lora_unet_y: up \(8, 2\) does not match down \(4, 8\)"):
         kohya_lora.check_kohya_lora(incomplete)
     with pytest.raises(kohya_lora.KohyaLoraError, match="no such LoRA file"):
         kohya_lora.check_kohya_lora(tmp_path / "absent.safetensors")

@@ -7,7 +7,7 @@ import pytest
 import torch
 from diffusers import DPMSolverMultistepScheduler
 
-from dvd360.models.adapter import load_adapter
+from dvd360.models.adapter import Adapter360, load_adapter
 from dvd360.models.materialize import load_components
 from dvd360.sampling.pipeline import Panorama360Pipeline, net_rotation_degrees
 
@@ -50,7 +50,7 @@ def test_same_seed_same_frames_and_lora_weight(setup):
     assert torch.equal(pipe(PROMPT, seed=3, **SMALL).latents, base.latents)
 
 
-def test_rotation_turns_the_result_by_the_documented_net_angle(setup, tiny_models):
+def test_rotation_turns_the_result_by_the_documented_net_angle(setup):
     """With an exactly roll-equivariant UNet (circular padding from step 0), rotating the latent
     by 90 degrees after every step and the adapter features with it gives the un-rotated result
     turned by steps*90 mod 360 degrees; the release (features fixed) does not."""
@@ -87,6 +87,8 @@ def test_refusals_before_compute(setup):
         pipe(PROMPT, seed=0, condition=torch.zeros(2, 3, 64, 128), **SMALL)
     with pytest.raises(ValueError, match=r"\[-1, 1\]"):
         pipe(PROMPT, seed=0, adapter=adapter, condition=torch.full((2, 3, 64, 128), 255.0), **SMALL)
+    with pytest.raises(ValueError, match="do not match the UNet"):
+        pipe(PROMPT, seed=0, adapter=Adapter360((32, 64, 64, 128)), **SMALL)
     with pytest.raises(ValueError, match="multiple of 256"):
         pipe(PROMPT, seed=0, adapter=adapter, latent_rotation=True, **SMALL)
     scheduler = pipe.scheduler

@@ -70,8 +70,8 @@ def save_kohya_lora(path: str | Path, tensors: dict[str, torch.Tensor]) -> Path:
 def check_kohya_lora(path: str | Path) -> dict[str, int]:
     """Check a LoRA file's layout; return {"unet_modules", "text_encoder_modules", "rank"}.
 
-    Every module needs a `lora_down.weight`, a `lora_up.weight` and an `.alpha` of matching rank,
-    and at least one module must target the UNet.
+    Every module needs a `lora_down.weight` and a `lora_up.weight` of matching rank (`.alpha` is
+    optional: without it alpha = rank), and at least one module must target the UNet.
     """
     path = Path(path)
     if not path.is_file():
@@ -88,14 +88,14 @@ def check_kohya_lora(path: str | Path) -> dict[str, int]:
             raise KohyaLoraError(f"{path}: key {key!r} is not in the Kohya layout "
                                  f"({'/'.join(PREFIXES.values())}<module>{{{','.join(SUFFIXES)}}})")
         modules.setdefault(key[: -len(suffix)], {})[suffix] = shape
-    problems = [f"{name}: has {sorted(parts)}" for name, parts in modules.items() if len(parts) != 3]
-    ranks = {parts[".lora_down.weight"][0] for parts in modules.values() if len(parts) == 3}
+    pairs = {name: parts for name, parts in modules.items() if set(SUFFIXES[:2]) <= set(parts)}
+    problems = [f"{name}: has only {sorted(parts)}" for name, parts in modules.items() if name not in pairs]
     problems += [f"{name}: up {parts['.lora_up.weight']} does not match down {parts['.lora_down.weight']}"
-                 for name, parts in modules.items() if len(parts) == 3
-                 and parts[".lora_up.weight"][1] != parts[".lora_down.weight"][0]]
+                 for name, parts in pairs.items() if parts[".lora_up.weight"][1] != parts[".lora_down.weight"][0]]
     unet = sum(name.startswith(PREFIXES["unet"]) for name in modules)
     if not unet:
         problems.append("no lora_unet_ module")
     if problems:
         raise KohyaLoraError(f"{path}: not a complete Kohya LoRA:\n  " + "\n  ".join(problems[:20]))
-    return {"unet_modules": unet, "text_encoder_modules": len(modules) - unet, "rank": max(ranks)}
+    return {"unet_modules": unet, "text_encoder_modules": len(modules) - unet,
+            "rank": max(parts[".lora_down.weight"][0] for parts in pairs.values())}

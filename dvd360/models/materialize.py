@@ -57,7 +57,7 @@ class Components:
     scheduler: Any
     lora_path: Path | None
     adapter_init_path: Path | None
-    clip_dir: Path | str | None
+    clip_dir: Path | None
     manifest: dict[str, Any] = field(default_factory=dict)
 
 
@@ -193,7 +193,7 @@ def load_components(models_dir: str | Path, device: str | torch.device = "cpu",
         if personalised not in known:
             raise KeyError(f"{models_dir}: no personalised checkpoint {personalised!r}; "
                            f"available: {', '.join(known) or 'none'}")
-        unet_dir, vae_dir = models_dir / "personalised" / personalised / "unet", models_dir / "personalised" / personalised / "vae"
+        unet_dir, vae_dir = (models_dir / "personalised" / personalised / part for part in ("unet", "vae"))
     unet = UNetMotionModel.from_unet2d(UNet2DConditionModel.from_pretrained(unet_dir),
                                        MotionAdapter.from_pretrained(models_dir / "motion_adapter"))
     modules = {"unet": unet, "vae": AutoencoderKL.from_pretrained(vae_dir),

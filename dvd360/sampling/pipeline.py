@@ -110,11 +110,9 @@ class Panorama360Pipeline(AnimateDiffPipeline):
     @classmethod
     def from_components(cls, components: Any) -> "Panorama360Pipeline":
         """Build from an object with `vae, text_encoder, tokenizer, unet, scheduler` (B2's Components)."""
-        pipe = cls(vae=components.vae, text_encoder=components.text_encoder,
+        return cls(vae=components.vae, text_encoder=components.text_encoder,
                    tokenizer=components.tokenizer, unet=components.unet, motion_adapter=None,
                    scheduler=components.scheduler)
-        pipe.set_progress_bar_config(disable=None)
-        return pipe
 
     # -- LoRA ---------------------------------------------------------------------------------
     def set_panorama_lora(self, path: str | None, weight: float = 1.0) -> None:
@@ -155,6 +153,9 @@ class Panorama360Pipeline(AnimateDiffPipeline):
                     f"rotating the condition's features by 90 degrees needs the smallest feature "
                     f"map (latent width / 8 = {latent_width / 8:g}) divisible by 4: use a width "
                     f"multiple of {32 * factor}, or rotate_condition=False")
+        if adapter is not None and tuple(adapter.channels) != tuple(self.unet.config.block_out_channels):
+            raise ValueError(f"adapter channels {list(adapter.channels)} do not match the UNet's down "
+                             f"blocks {list(self.unet.config.block_out_channels)}")
         if condition is not None:
             if adapter is None:
                 raise ValueError("a motion condition was given but no adapter")

@@ -1,0 +1,118 @@
+"""The generate stage: outputs per contract, resumable (complete videos kept, truncated ones
+redone), the same seed gives the same mp4 bytes, D reads its adapter and its clip's flow."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+
+from dvd360.config import load_params, repo_root, stage_params
+from dvd360.generate import GenerateSettings, fingerprint, generate_method, is_complete, video_paths
+from dvd360.methods import Prompt, load_methods
+
+SMALL = GenerateSettings(seeds=(0, 1), steps=2, guidance=7.5, height=64, width=128, frames=2, fps=8,
+                         condition_stride=3, decode_chunk_size=2)
+SEA = Prompt(id="sea", text="a panoramic view of the sea", condition="00000")
+
+
+@pytest.fixture(scope="module")
+def prepared(tiny_web360, tmp_path_factory):
+    """A `prepare`-style index of the tiny dataset (its clips stay where the fixture wrote them)."""
+    from dvd360.data.web360 import INDEX_FILE, index_web360, save_index
+
+    folder = tmp_path_factory.mktemp("prepared")
+    save_index(index_web360(tiny_web360), folder / INDEX_FILE)
+    return folder
+
+
+def _run(method_id, settings, tmp_path, models, prepared, prompts=(SEA,)):
+    return generate_method(load_methods()[method_id], list(prompts), settings, models_dir=models,
+                           out_dir=tmp_path / "gen", adapters_dir=tmp_path / "adapters",
+                           prepared_dir=prepared, progress=False)
+
+
+def test_generate_resumes_and_is_deterministic(tiny_models, prepared, tmp_path):
+    from dvd360.data.video import probe_video
+
+    first = _run("C", SMALL, tmp_path, tiny_models, prepared)
+    assert [(s["prompt_id"], s["seed"], s["status"]) for s in first] == [("sea", 0, "generated"), ("sea", 1, "generated")]
+    paths = video_paths(tmp_path / "gen", "C", "sea", 0)
+    assert paths.mp4 == tmp_path / "gen" / "C" / "sea-s0.mp4"
+    record = json.loads(paths.json.read_text())
+    assert (record["method"], record["prompt_id"], record["seed"], record["steps"]) == ("C", "sea", 0, 2)
+    assert record["condition_clip"] is None  # C takes no motion condition
+    assert record["lora"]["weight"] == 1.0 and record["latent_rotation"] and record["circular_padding"]
+    assert {"timings_s", "peak_memory", "versions"} <= set(record)
+    with np.load(paths.npz) as archive:
+        frames = archive["frames"]
+    assert frames.shape == (2, 64, 128, 3) and frames.dtype == np.uint8
+    assert probe_video(paths.mp4).frames == 2
+    original = paths.mp4.read_bytes()
+    other = video_paths(tmp_path / "gen", "C", "sea", 1).mp4.read_bytes()
+    assert original != other  # the seed matters
+
+    again = _run("C", SMALL, tmp_path, tiny_models, prepared)
+    assert [s["status"] for s in again] == ["skipped", "skipped"]
+
+    paths.mp4.write_bytes(original[: len(original) // 2])  # an interrupted write
+    third = _run("C", SMALL, tmp_path, tiny_models, prepared)
+    assert [s["status"] for s in third] == ["generated", "skipped"]
+    assert paths.mp4.read_bytes() == original  # same seed, same bytes
+
+
+def test_changed_settings_make_a_video_stale(tiny_models, tmp_path):
+    method = load_methods()["A"]
+    paths = video_paths(tmp_path, "A", "sea", 0)
+    paths.mp4.parent.mkdir(parents=True)
+    for path in (paths.mp4, paths.npz):
+        path.write_bytes(b"video")
+    from dvd360.models.materialize import sha256_of
+
+    current = fingerprint(method, SEA, 0, SMALL, "models", None, None)
+    paths.json.write_text(json.dumps({"fingerprint": current, "files": {
+        "mp4_sha256": sha256_of(paths.mp4), "npz_sha256": sha256_of(paths.npz)}}))
+    assert is_complete(paths, current)
+    changed = GenerateSettings(**{**SMALL.__dict__, "steps": 3})
+    assert not is_complete(paths, fingerprint(method, SEA, 0, changed, "models", None, None))
+    assert not is_complete(paths, fingerprint(method, SEA, 0, SMALL, "other models", None, None))
+
+
+def test_D_uses_its_adapter_and_the_clip_condition(tiny_models, prepared, tmp_path):
+    with pytest.raises(FileNotFoundError, match="full/adapter.safetensors.*dvc repro train@full"):
+        _run("D", SMALL, tmp_path, tiny_models, prepared)
+    full = tmp_path / "adapters" / "full"
+    full.mkdir(parents=True)
+    for name in ("adapter.safetensors", "adapter.json"):
+        shutil.copyfile(tiny_models / "adapter_init" / name, full / name)
+    with pytest.raises(KeyError, match="clip.*'99999'.*not in the prepared dataset"):
+        _run("D", SMALL, tmp_path, tiny_models, prepared, [Prompt("x", "a panoramic view of the sea", "99999")])
+    wide = GenerateSettings(**{**SMALL.__dict__, "seeds": (0,), "height": 128, "width": 256})
+    summary = _run("D", wide, tmp_path, tiny_models, prepared)
+    record = json.loads(summary[0]["paths"].json.read_text())
+    assert record["condition_clip"] == "00000" and record["adapter"]["condition"] == "given"
+    assert record["rotate_condition"] is True and record["lora"] is None
+
+
+def test_dvc_stages_cover_every_method_with_its_adapter():
+    params = yaml.safe_load((repo_root() / "params.yaml").read_text())
+    stages = params["generate"]["methods"]
+    methods = load_methods()
+    assert list(stages) == list(methods)
+    for method_id, method in methods.items():
+        expected = "data/models" if method.adapter is None else f"data/adapters/{method.adapter}"
+        assert stages[method_id]["deps"] == expected
+    dvc = yaml.safe_load((repo_root() / "dvc.yaml").read_text())
+    assert dvc["stages"]["generate"]["foreach"] == "${generate.methods}"
+
+
+@pytest.mark.parametrize("profile", ["tiny", "paper"])
+def test_params_sections_parse(profile):
+    config = stage_params("generate", {**load_params(), "profile": profile})
+    settings = GenerateSettings.from_params(config)
+    assert settings.seeds and settings.width == 2 * settings.height
+    with pytest.raises(KeyError, match="unknown key"):
+        GenerateSettings.from_params({**config, "stepz": 3})
