@@ -112,8 +112,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                          mixed_precision=args.mixed_precision if cuda else "no")
     with tempfile.TemporaryDirectory() as workdir:
         started = time.perf_counter()
-        parts, _ = (build_tiny(Path(workdir)) if args.tiny
-                    else build_full_size(accelerator.device, dtype, Path(workdir)))
+        parts, built_adapter = (build_tiny(Path(workdir)) if args.tiny
+                                else build_full_size(accelerator.device, dtype, Path(workdir)))
+        del built_adapter  # frozen and in the autocast dtype: each setting trains its own float32 one
         components = SimpleNamespace(**parts)
         build_seconds = time.perf_counter() - started
         settings = {"off": [False], "on": [True], "both": [False, True]}[args.checkpointing]

@@ -62,6 +62,7 @@ class TrainConfig:
         "prompt": "a car driving down a street next to a forest", "steps": 25, "guidance": 7.5,
         "height": 256, "width": 512, "frames": 16, "seed": 0})
     num_workers: int = 0
+    cpu_threads: int | None = None                # torch threads when on CPU (None: torch's default)
     overfit_batches: int = 0                      # > 0: repeat the first k batches (a fit check)
 
     def __post_init__(self):

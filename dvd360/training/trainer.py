@@ -59,6 +59,8 @@ def make_accelerator(config: TrainConfig):
     from accelerate import Accelerator
 
     cuda = torch.cuda.is_available()
+    if not cuda and config.cpu_threads:
+        torch.set_num_threads(config.cpu_threads)  # on a few shared cores, extra threads mostly contend
     return Accelerator(mixed_precision=config.mixed_precision if cuda else "no", cpu=not cuda)
 
 
