@@ -87,3 +87,19 @@ def test_reference_flow_from_numeric_file_with_stride_and_roll(tmp_path):
     rolled = load_reference_flow(path, roll_deg=90.0)  # content at lon L moves to L + 90: 4 columns right
     np.testing.assert_array_equal(rolled[:, :, 7, 1], 2.0 * np.ones((6, 8)) / 2)
     np.testing.assert_array_equal(rolled, roll_longitude(flow, 90.0, dim=2))
+
+
+def test_raft_needs_local_weights_and_keeps_the_flow_convention(tmp_path):
+    import torch
+    from torchvision.models.optical_flow import raft_large
+
+    frames = rigid_rotation_clip(64, 128, frames=3, yaw_deg=3.0, seed=0)[0]
+    with pytest.raises(FileNotFoundError, match="RAFT weights not found"):
+        estimate_flow(frames, "raft", weights=str(tmp_path / "absent.pth"))
+    torch.manual_seed(0)
+    weights = tmp_path / "raft.pth"
+    torch.save(raft_large(weights=None).state_dict(), weights)  # random weights: plumbing only
+    flow = estimate_flow(frames, "raft", weights=str(weights))
+    assert flow.shape == (3, 64, 128, 2) and np.isfinite(flow).all()
+    assert (flow[..., 0] >= -64).all() and (flow[..., 0] < 64).all()
+    np.testing.assert_array_equal(flow[-1], flow[-2])

@@ -1,4 +1,4 @@
-"""Wrap-aware optical flow of an ERP video with scikit-image (iLK or TV-L1).
+"""Wrap-aware optical flow of an ERP video: scikit-image (iLK or TV-L1) or torchvision's RAFT.
 
 An ERP frame is periodic in width: a pixel leaving through the right edge comes back on the
 left. Off-the-shelf estimators treat the edges as borders, so near the seam they lose the
@@ -9,10 +9,14 @@ into [-W/2, W/2). Height is not padded (the poles are borders on the sphere too)
 Convention (contracts.md): flow[t] = (dx, dy) in pixels from frame t to frame t+1, float32
 (F, H, W, 2); the last flow frame duplicates the previous one. scikit-image returns the field
 that registers `moving` (frame t+1) onto `reference` (frame t), i.e.
-frame_t(x) ~ frame_{t+1}(x + flow(x)): exactly the forward flow t -> t+1.
+frame_t(x) ~ frame_{t+1}(x + flow(x)): exactly the forward flow t -> t+1. RAFT
+(`method="raft"`) needs its weights as a local file (`weights=PATH`, torchvision's
+`raft_large` state dict, e.g. `raft_large_C_T_SKHT_V2-ff5fadd5.pth`): nothing is downloaded.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 from skimage.color import rgb2gray
@@ -21,9 +25,10 @@ from tqdm.auto import tqdm
 
 from dvd360.geometry.rotation import wrap_dx
 
-METHODS = ("ilk", "tvl1")
+METHODS = ("ilk", "tvl1", "raft")
 # iLK window radius 7 and 10 warps are scikit-image's defaults; TV-L1 keeps its defaults too.
-DEFAULT_OPTIONS = {"ilk": {"radius": 7, "num_warp": 10}, "tvl1": {}}
+RAFT_MIN_SIDE = 128  # RAFT's correlation pyramid needs feature maps of at least 16 x 16
+DEFAULT_OPTIONS = {"ilk": {"radius": 7, "num_warp": 10}, "tvl1": {}, "raft": {"device": "cpu"}}
 
 
 def default_pad(width: int) -> int:
@@ -35,7 +40,8 @@ def describe(method: str = "ilk", **options) -> str:
     """A one-line name of the estimator and its settings, recorded with every flow score."""
     settings = {**DEFAULT_OPTIONS[method], **options}
     text = ", ".join(f"{k}={v}" for k, v in sorted(settings.items()))
-    return f"scikit-image {method} ({text}), circular width padding W/8, dx wrapped"
+    library = "torchvision" if method == "raft" else "scikit-image"
+    return f"{library} {method} ({text}), circular width padding W/8, dx wrapped"
 
 
 def _estimate_pair(reference: np.ndarray, moving: np.ndarray, method: str, options: dict) -> np.ndarray:
@@ -44,11 +50,49 @@ def _estimate_pair(reference: np.ndarray, moving: np.ndarray, method: str, optio
     return optical_flow_tvl1(reference, moving, dtype=np.float32, **options)
 
 
+def _load_raft(weights: str | None, device: str):
+    """torchvision's RAFT-large with weights from a local file; a clear error when absent."""
+    import torch
+    from torchvision.models.optical_flow import raft_large
+
+    if not weights or not Path(weights).is_file():
+        raise FileNotFoundError(
+            f"RAFT weights not found at {weights!r}: pass weights=PATH to a local copy of "
+            "torchvision's raft_large state dict (Raft_Large_Weights.C_T_SKHT_V2, file "
+            "raft_large_C_T_SKHT_V2-ff5fadd5.pth), or use method='ilk' or 'tvl1'")
+    model = raft_large(weights=None, progress=False)
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return model.eval().to(device)
+
+
+def _raft_flows(frames: np.ndarray, pad: int, weights: str | None, device: str,
+                progress: bool) -> np.ndarray:
+    """RAFT flows (F-1, H, W + 2 pad, 2) of circularly padded frames, as (dx, dy) pixels."""
+    import torch
+
+    model = _load_raft(weights, device)
+    video = np.asarray(frames, dtype=np.float32)
+    video = video / 255.0 if np.asarray(frames).dtype == np.uint8 else video
+    video = np.pad(video, ((0, 0), (0, 0), (pad, pad), (0, 0)), mode="wrap")
+    height, width = video.shape[1:3]
+    tensor = torch.from_numpy(video).permute(0, 3, 1, 2) * 2 - 1  # RAFT expects [-1, 1]
+    # RAFT needs sides divisible by 8 and at least 128: replicate rows at the bottom, columns
+    # at the right (the flow is cropped back to the padded frame's size afterwards).
+    extra_h, extra_w = (max(RAFT_MIN_SIDE, side + -side % 8) - side for side in (height, width))
+    tensor = torch.nn.functional.pad(tensor, (0, extra_w, 0, extra_h), mode="replicate")
+    flows = []
+    with torch.inference_mode():
+        for t in tqdm(range(len(tensor) - 1), desc="flow (raft)", disable=not progress, leave=False):
+            pair = tensor[t:t + 2].to(device)
+            flows.append(model(pair[:1], pair[1:])[-1][0, :, :height, :width].permute(1, 2, 0).cpu())
+    return torch.stack(flows).numpy()
+
+
 def estimate_flow(frames: np.ndarray, method: str = "ilk", *, pad: int | None = None,
                   progress: bool = False, **options) -> np.ndarray:
     """Wrap-aware forward flow (F, H, W, 2) float32 of an RGB ERP video (F >= 2, uint8 or [0, 1]).
 
-    `options` go to the scikit-image estimator (e.g. radius=7 for iLK).
+    `options` go to the estimator (e.g. radius=7 for iLK; weights=PATH and device for RAFT).
     """
     if method not in METHODS:
         raise ValueError(f"unknown flow method {method!r}; known: {', '.join(METHODS)}")
@@ -58,9 +102,15 @@ def estimate_flow(frames: np.ndarray, method: str = "ilk", *, pad: int | None = 
     count, height, width, _ = frames.shape
     pad = default_pad(width) if pad is None else pad
     settings = {**DEFAULT_OPTIONS[method], **options}
+    flow = np.empty((count, height, width, 2), dtype=np.float32)
+    if method == "raft":
+        raw = _raft_flows(frames, pad, settings.get("weights"), settings["device"], progress)
+        flow[:-1, ..., 0] = wrap_dx(raw[:, :, pad:pad + width, 0], width)
+        flow[:-1, ..., 1] = raw[:, :, pad:pad + width, 1]
+        flow[-1] = flow[-2]
+        return flow
     gray = rgb2gray(frames).astype(np.float32)  # (F, H, W); uint8 is scaled to [0, 1]
     gray = np.pad(gray, ((0, 0), (0, 0), (pad, pad)), mode="wrap")
-    flow = np.empty((count, height, width, 2), dtype=np.float32)
     for t in tqdm(range(count - 1), desc=f"flow ({method})", disable=not progress, leave=False):
         dy, dx = _estimate_pair(gray[t], gray[t + 1], method, settings)[:, :, pad:pad + width]
         flow[t, ..., 0] = wrap_dx(dx, width)

@@ -272,7 +272,7 @@ def _folder_or_hub(value: str, patterns: tuple[str, ...], files: tuple[str, ...]
         missing = [f for f in files if not (path / f).is_file()]
         return (None, f"{path}: folder lacks {', '.join(missing)}") if missing else (path, "")
     if path.exists() or value.count("/") != 1 or path.suffix:
-        return None, f"{path}: no such folder"
+        return None, f"{path}: no such file or folder"
     return _hub_folder(value, patterns, files)
 
 
