@@ -22,7 +22,7 @@ import torch
 
 from dvd360.atomic import atomic_path, write_json
 from dvd360.methods import Method, Prompt
-from dvd360.models.materialize import sha256_of
+from dvd360.provenance import sha256_of
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -91,9 +91,11 @@ def is_complete(paths: VideoPaths, expected_fingerprint: str) -> bool:
             and files.get("npz_sha256") == sha256_of(paths.npz))
 
 
-def motion_condition(clip_id: str, prepared_dir: str | Path, settings: GenerateSettings) -> torch.Tensor:
+def motion_condition(clip_id: str, prepared_dir: str | Path,
+                     settings: GenerateSettings) -> tuple[torch.Tensor, list[int]]:
     """The flow visualisation of a prepared dataset clip, (F, 3, H, W) in [-1, 1] at the
-    generation size: frames 0, stride, 2*stride, ... as the training dataset samples them."""
+    generation size, and its source frame indices: frames 0, stride, 2*stride, ... as the
+    training dataset samples them."""
     from dvd360.data.clips import Web360ClipDataset
     from dvd360.data.web360 import load_prepared
 
@@ -104,7 +106,8 @@ def motion_condition(clip_id: str, prepared_dir: str | Path, settings: GenerateS
                        f"clips: {', '.join(ids[:20])}{' ...' if len(ids) > 20 else ''}")
     dataset = Web360ClipDataset(index, length=settings.frames, stride=settings.condition_stride,
                                 height=settings.height, width=settings.width, augment=False)
-    return dataset[ids.index(clip_id)]["condition"]
+    item = dataset[ids.index(clip_id)]
+    return item["condition"], [int(i) for i in item["indices"]]
 
 
 def generate_method(method: Method, prompts: list[Prompt], settings: GenerateSettings, *,
@@ -138,7 +141,7 @@ def generate_method(method: Method, prompts: list[Prompt], settings: GenerateSet
             for prompt in prompts for seed in settings.seeds]
 
     pipe = adapter = None
-    conditions: dict[str, torch.Tensor] = {}
+    conditions: dict[str, tuple[torch.Tensor, list[int]]] = {}
     summaries = []
     for prompt, seed, paths in tqdm(jobs, desc=f"generate {method.id}", unit="video", disable=not progress):
         expected = fingerprint(method, prompt, seed, settings, models_sha, adapter_sha, personalised)
@@ -147,18 +150,24 @@ def generate_method(method: Method, prompts: list[Prompt], settings: GenerateSet
             continue
         if pipe is None:
             pipe, adapter = _load(models_dir, device, DTYPES[dtype], personalised, method, adapter_file)
-        clip_id = prompt.condition if method.condition == "clip" and prompt.condition != "zero" else None
-        if clip_id is not None and clip_id not in conditions:
-            conditions[clip_id] = motion_condition(clip_id, prepared_dir, settings)
+        # The prompt's motion clip is the flow metric's reference for every method (for methods
+        # without a motion condition it measures chance agreement); only clip-conditioned ones see it.
+        reference_id = None if prompt.condition == "zero" else prompt.condition
+        if reference_id is not None and reference_id not in conditions:
+            conditions[reference_id] = motion_condition(reference_id, prepared_dir, settings)
+        clip_id = reference_id if method.condition == "clip" else None
         start = time.perf_counter()
         result = pipe(prompt.text, seed=seed, steps=settings.steps, guidance=settings.guidance,
                       height=settings.height, width=settings.width, num_frames=settings.frames,
                       negative_prompt=settings.negative_prompt,
-                      condition=conditions.get(clip_id), adapter=adapter,
+                      condition=conditions[clip_id][0] if clip_id else None, adapter=adapter,
                       latent_rotation=method.latent_rotation, circular_padding=method.circular_padding,
                       decode_chunk_size=settings.decode_chunk_size)
         seconds = time.perf_counter() - start
-        _write_video(paths, result, method, prompt, clip_id, settings, expected, personalised, seconds)
+        reference = None if reference_id is None else {
+            "clip_id": reference_id, "frame_indices": conditions[reference_id][1]}
+        _write_video(paths, result, method, prompt, clip_id, reference, settings, expected, personalised,
+                     seconds)
         summaries.append({"prompt_id": prompt.id, "seed": seed, "status": "generated", "paths": paths,
                           "seconds": seconds})
     return summaries
@@ -184,7 +193,8 @@ def _load(models_dir: Path, device: str, dtype: torch.dtype, personalised: str |
 
 
 def _write_video(paths: VideoPaths, result, method: Method, prompt: Prompt, clip_id: str | None,
-                 settings: GenerateSettings, expected: str, personalised: str | None, seconds: float) -> None:
+                 reference: dict | None, settings: GenerateSettings, expected: str,
+                 personalised: str | None, seconds: float) -> None:
     from dvd360.data.video import write_video
 
     with atomic_path(paths.npz) as tmp:
@@ -192,7 +202,8 @@ def _write_video(paths: VideoPaths, result, method: Method, prompt: Prompt, clip
             np.savez_compressed(handle, frames=result.frames)
     write_video(paths.mp4, result.frames, fps=settings.fps)
     record = {**result.record, "method": method.id, "method_definition": asdict(method),
-              "prompt_id": prompt.id, "condition_clip": clip_id, "personalised": personalised,
+              "prompt_id": prompt.id, "condition_clip": clip_id, "reference_motion": reference,
+              "personalised": personalised,
               "fps": settings.fps, "seconds": round(seconds, 3), "fingerprint": expected,
               "files": {"mp4": paths.mp4.name, "npz": paths.npz.name,
                         "mp4_sha256": sha256_of(paths.mp4), "npz_sha256": sha256_of(paths.npz)}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import subprocess
 from importlib import metadata
@@ -43,3 +44,17 @@ def device_name() -> str:
     if torch.cuda.is_available():
         return f"cuda:{torch.cuda.get_device_name(0)}"
     return f"cpu:{platform.processor() or platform.machine()}"
+
+
+def sha256_of(path: str | Path) -> str:
+    """sha256 of a file; for a folder, of the sorted lines `<sha256 of file>  <relative path>`."""
+    path = Path(path)
+    if path.is_file():
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+    lines = [f"{sha256_of(f)}  {f.relative_to(path).as_posix()}\n"
+             for f in sorted(path.rglob("*")) if f.is_file()]
+    return hashlib.sha256("".join(lines).encode()).hexdigest()

@@ -45,6 +45,8 @@ def test_generate_resumes_and_is_deterministic(tiny_models, prepared, tmp_path):
     record = json.loads(paths.json.read_text())
     assert (record["method"], record["prompt_id"], record["seed"], record["steps"]) == ("C", "sea", 0, 2)
     assert record["condition_clip"] is None  # C takes no motion condition
+    # ... but its flow is scored against the prompt's motion: frames 0 and 3 (stride 3)
+    assert record["reference_motion"] == {"clip_id": "00000", "frame_indices": [0, 3]}
     assert record["lora"]["weight"] == 1.0 and record["latent_rotation"] and record["circular_padding"]
     assert {"timings_s", "peak_memory", "versions"} <= set(record)
     with np.load(paths.npz) as archive:
@@ -70,7 +72,7 @@ def test_changed_settings_make_a_video_stale(tiny_models, tmp_path):
     paths.mp4.parent.mkdir(parents=True)
     for path in (paths.mp4, paths.npz):
         path.write_bytes(b"video")
-    from dvd360.models.materialize import sha256_of
+    from dvd360.provenance import sha256_of
 
     current = fingerprint(method, SEA, 0, SMALL, "models", None, None)
     paths.json.write_text(json.dumps({"fingerprint": current, "files": {
@@ -95,6 +97,7 @@ def test_D_uses_its_adapter_and_the_clip_condition(tiny_models, prepared, tmp_pa
     record = json.loads(summary[0]["paths"].json.read_text())
     assert record["condition_clip"] == "00000" and record["adapter"]["condition"] == "given"
     assert record["rotate_condition"] is True and record["lora"] is None
+    assert record["reference_motion"] == {"clip_id": "00000", "frame_indices": [0, 3]}
 
 
 def test_dvc_stages_cover_every_method_with_its_adapter():

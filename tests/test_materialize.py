@@ -11,7 +11,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from dvd360.models import kohya_lora
-from dvd360.models.materialize import build_tiny, load_components, sha256_of
+from dvd360.models.materialize import build_tiny, load_components
+from dvd360.provenance import sha256_of
 from dvd360.models.tiny_configs import tiny_config
 
 

@@ -107,8 +107,8 @@ def test_score_method_reads_generation_records(tmp_path, clip_dir):
     video = np.roll(frames[::2], 16, axis=2)
     _write_with_av(method / "p0-s0.mp4", video)
     (method / "p0-s0.json").write_text(json.dumps({
-        "prompt": "a sphere", "prompt_id": "p0", "seed": 0, "condition_clip_id": "c0",
-        "condition_frame_indices": [0, 2, 4, 6], "rotate_condition": True, "latent_rotation_net_degrees": 90}))
+        "prompt": "a sphere", "prompt_id": "p0", "seed": 0, "reference_motion": {"clip_id": "c0", "frame_indices": [0, 2, 4, 6]},
+        "rotate_condition": True, "latent_rotation_net_degrees": 90}))
     scorer = VideoScorer(load_clip(clip_dir), "ilk")
     records = score_method(scorer, method, clips, {"clip": "tiny"})
     assert len(records) == 1 and records[0]["reference_flow"]["roll_deg"] == 90.0

@@ -1,7 +1,9 @@
 """Score the generate stage's videos: `data/generations/{method}/{prompt_id}-s{seed}.mp4` + `.json`.
 
-The record JSON beside each video gives the prompt, prompt_id, seed and the condition clip;
-the reference flow comes from that clip in the prepared dataset (its numeric `.npz` flow when
+The record JSON beside each video gives the prompt, prompt_id, seed and the prompt's reference
+motion (`reference_motion`: clip id and source frame indices; every method of a prompt is scored
+against the same motion, so methods without a motion condition show the chance level); the
+reference flow comes from that clip in the prepared dataset (its numeric `.npz` flow when
 present, else its flow video decoded), at the source frames the condition used, turned by the
 net latent rotation when the condition was rotated with the latent (the output video is the
 un-rotated sample turned by that angle). Records are reused when the video's SHA-256 and the
@@ -10,7 +12,6 @@ scorer settings are unchanged, so an interrupted stage resumes where it stopped.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Mapping
@@ -19,39 +20,20 @@ from tqdm.auto import tqdm
 
 from dvd360.data.video import read_frames
 from dvd360.metrics.scoring import METRIC_NAMES, VideoScorer, load_reference_flow
+from dvd360.provenance import sha256_of
 from dvd360.stats import summarize
 
 TINY_NOTE = ("tiny profile: random-weight models; these numbers exercise the pipeline and say "
              "nothing about quality")
-# Keys the generation record may use for the condition clip and its source frame indices
-# (top level or inside a "condition" object; a plain string "condition" other than "zero" is a clip id).
-CLIP_KEYS = ("condition_clip_id", "condition_clip", "clip_id")
-INDEX_KEYS = ("condition_frame_indices", "condition_indices", "frame_indices")
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _lookup(record: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
-    nested = record.get("condition") if isinstance(record.get("condition"), Mapping) else {}
-    for key in keys:
-        for source in (record, nested):
-            if source.get(key) is not None:
-                return source[key]
-    return None
 
 
 def condition_of(record: Mapping[str, Any]) -> tuple[str | None, list[int] | None, float]:
-    """(condition clip id, its source frame indices or None, longitude roll in degrees)."""
-    clip_id = _lookup(record, CLIP_KEYS)
-    if clip_id is None and isinstance(record.get("condition"), str) and record["condition"] not in ("zero", "given"):
-        clip_id = record["condition"]  # the prompt's condition as eval/prompts.yaml writes it
-    indices = _lookup(record, INDEX_KEYS)
+    """(reference clip id, its source frame indices or None, longitude roll in degrees).
+
+    The roll is the net latent rotation when the condition was rotated with the latent.
+    """
+    reference = record.get("reference_motion") or {}
+    clip_id, indices = reference.get("clip_id"), reference.get("frame_indices")
     rotated = record.get("rotate_condition") is True
     roll = float(record.get("latent_rotation_net_degrees") or 0.0) if rotated else 0.0
     return (None if clip_id is None else str(clip_id)), (None if indices is None else [int(i) for i in indices]), roll
@@ -62,7 +44,7 @@ def reference_for(record: Mapping[str, Any], clips: Mapping[str, Any], num_frame
     """The reference flow of a generation and a note of where it came from; (None, note) if none."""
     clip_id, indices, roll = condition_of(record)
     if clip_id is None:
-        return None, {"source": None, "reason": "no condition clip in the generation record"}
+        return None, {"source": None, "reason": "no reference motion in the generation record"}
     if clip_id not in clips:
         return None, {"source": None, "reason": f"condition clip {clip_id!r} not in the prepared dataset"}
     clip = clips[clip_id]
@@ -84,8 +66,8 @@ def score_method(scorer: VideoScorer, folder: Path, clips: Mapping[str, Any], se
     videos = sorted(folder.glob("*.mp4"))
     for video in tqdm(videos, desc=f"score {folder.name}", leave=False):
         sidecar = video.with_suffix(".json")
-        digest = sha256(video)
-        record_digest = sha256(sidecar) if sidecar.is_file() else None
+        digest = sha256_of(video)
+        record_digest = sha256_of(sidecar) if sidecar.is_file() else None
         old = previous.get(video.name)
         if (old and old.get("video_sha256") == digest and old.get("record_sha256") == record_digest
                 and old.get("settings") == dict(settings)):

@@ -17,7 +17,6 @@ Layout of a models folder (both profiles; everything downstream loads it with `l
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -30,7 +29,7 @@ import torch
 from dvd360.atomic import write_json
 from dvd360.models import kohya_lora
 from dvd360.models.tiny_configs import CONFIG_DIR, MAX_TOKENS, ddim_config, tiny_config, write_tiny_tokenizer
-from dvd360.provenance import versions
+from dvd360.provenance import sha256_of, versions
 
 LORA_FILE = "lora/panorama_lora.safetensors"
 ADAPTER_INIT_FILE = "adapter_init/adapter.safetensors"
@@ -63,20 +62,6 @@ class Components:
 
 class MissingPiecesError(FileNotFoundError):
     """Some weights of the paper profile are not available; the message lists all of them."""
-
-
-def sha256_of(path: str | Path) -> str:
-    """sha256 of a file; for a folder, of the sorted lines `<sha256 of file>  <relative path>`."""
-    path = Path(path)
-    if path.is_file():
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
-    lines = [f"{sha256_of(f)}  {f.relative_to(path).as_posix()}\n"
-             for f in sorted(path.rglob("*")) if f.is_file()]
-    return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
 def _piece(out_dir: Path, relative: str, kind: str, fmt: str, source: str, seed: int | None = None) -> dict:
