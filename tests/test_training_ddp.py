@@ -4,12 +4,12 @@ the same number of steps the adapters agree up to float rounding."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
-
-import torch
-import torch.multiprocessing as mp
+import subprocess
+import sys
 
 from test_training import one_thread, prepared, tiny_config  # noqa: F401 (fixtures)
 
@@ -28,19 +28,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _worker(rank: int, world: int, port: int, config) -> None:
-    """One data-parallel process: torchrun's environment, then the ordinary training entry point."""
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world))
-    torch.set_num_threads(1)
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)  # forked from a single-process parent
-    from dvd360.training.trainer import train
-
-    train(config)
-
-
 def test_two_process_gloo_run_matches_one_process(tiny_models, prepared, tmp_path):  # noqa: F811
     from safetensors.torch import load_file
 
@@ -50,8 +37,15 @@ def test_two_process_gloo_run_matches_one_process(tiny_models, prepared, tmp_pat
     single = tiny_config(tmp_path / "single", tiny_models, prepared, batch_size=2, **common)
     train(single)
     double = tiny_config(tmp_path / "double", tiny_models, prepared, batch_size=1, **common)
-    # fork: the children reuse the parent's imports (spawn would import torch/diffusers twice more)
-    mp.start_processes(_worker, args=(2, _free_port(), double), nprocs=2, join=True, start_method="fork")
+    config_file = tmp_path / "double.json"
+    config_file.write_text(json.dumps(dataclasses.asdict(double)))
+    # As a user runs it: torchrun starts 2 fresh processes (gloo on CPU) on the training entry point.
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+               "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+               "-m", "dvd360.training.trainer", str(config_file)]
+    run = subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
 
     a = load_file(tmp_path / "single" / "out" / "adapter.safetensors")
     b = load_file(tmp_path / "double" / "out" / "adapter.safetensors")
