@@ -69,12 +69,29 @@ def video_paths(out_dir: str | Path, method_id: str, prompt_id: str, seed: int) 
     return VideoPaths(stem.with_suffix(".mp4"), stem.with_suffix(".json"), stem.with_suffix(".npz"))
 
 
+# The code that shapes a video or its record: a change in it makes existing videos stale, as
+# DVC's own dependencies say, so a re-run stage regenerates rather than keeps them.
+CODE = ("generate.py", "sampling", "models", "data/clips.py")
+
+
+def code_sha() -> str:
+    """sha256 over the Python sources of CODE (relative path and content, sorted)."""
+    package = Path(__file__).parent
+    files = sorted(f for name in CODE for f in ([package / name] if name.endswith(".py")
+                                                 else (package / name).rglob("*.py")))
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(f"{file.relative_to(package).as_posix()}\n".encode() + file.read_bytes())
+    return digest.hexdigest()
+
+
 def fingerprint(method: Method, prompt: Prompt, seed: int, settings: GenerateSettings,
                 models_sha: str, adapter_sha: str | None, personalised: str | None) -> str:
-    """sha256 of every input that shapes one video (method, prompt, seed, settings, weights)."""
+    """sha256 of every input that shapes one video (method, prompt, seed, settings, weights, code)."""
     inputs = {"method": asdict(method), "prompt": asdict(prompt), "seed": seed,
               "settings": {k: v for k, v in asdict(settings).items() if k != "seeds"},
-              "models": models_sha, "adapter": adapter_sha, "personalised": personalised}
+              "models": models_sha, "adapter": adapter_sha, "personalised": personalised,
+              "code": code_sha()}
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -16,7 +16,8 @@ from dvd360.atomic import write_json
 from dvd360.config import load_params, stage_params
 from dvd360.data.web360 import load_prepared
 from dvd360.metrics.clip_model import load_clip
-from dvd360.metrics.generations import TINY_NOTE, score_method, sha256, summarize_records
+from dvd360.metrics.generations import TINY_NOTE, score_method, summarize_records
+from dvd360.provenance import sha256_of
 from dvd360.metrics.scoring import VideoScorer
 from dvd360.provenance import versions
 from dvd360.tracking import log_artifact, log_metrics, stage_run
@@ -36,7 +37,7 @@ def main() -> None:
     # A record is reused only while the video, these settings and the prepared index are unchanged.
     settings = {"clip": clip.name, "flow_method": params["flow_method"],
                 "flow_options": params.get("flow_options") or {},
-                "prepared_index_sha256": sha256(Path(params["prepared"]) / "index.json")}
+                "prepared_index_sha256": sha256_of(Path(params["prepared"]) / "index.json")}
     seed, resamples = int(params["seed"]), int(params["bootstrap_resamples"])
     note = TINY_NOTE if profile == "tiny" or clip.random_weights else None
     summary = {"profile": profile, "note": note, "methods": {}}

@@ -83,6 +83,16 @@ def test_changed_settings_make_a_video_stale(tiny_models, tmp_path):
     assert not is_complete(paths, fingerprint(method, SEA, 0, SMALL, "other models", None, None))
 
 
+def test_changed_code_makes_a_video_stale(monkeypatch):
+    import dvd360.generate as generate
+
+    method = load_methods()["A"]
+    before = fingerprint(method, SEA, 0, SMALL, "models", None, None)
+    assert len(generate.code_sha()) == 64 and generate.code_sha() == generate.code_sha()
+    monkeypatch.setattr(generate, "code_sha", lambda: "edited sampler")
+    assert fingerprint(method, SEA, 0, SMALL, "models", None, None) != before
+
+
 def test_D_uses_its_adapter_and_the_clip_condition(tiny_models, prepared, tmp_path):
     with pytest.raises(FileNotFoundError, match="full/adapter.safetensors.*dvc repro train@full"):
         _run("D", SMALL, tmp_path, tiny_models, prepared)
