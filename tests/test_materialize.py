@@ -10,10 +10,11 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from dvd360.benchmarks.paper_path import ldm_unet_state, ldm_vae_state, original_motion_state
 from dvd360.models import kohya_lora
 from dvd360.models.materialize import build_tiny, load_components
-from dvd360.provenance import sha256_of
 from dvd360.models.tiny_configs import tiny_config
+from dvd360.provenance import sha256_of
 
 
 def test_build_tiny_is_deterministic(tiny_models, tmp_path):
@@ -107,86 +108,17 @@ def test_check_kohya_lora_refuses_other_layouts(tmp_path):
 
 
 # -- paper profile: fixtures in the real formats ------------------------------------------------
-def _ldm_unet_names(layers: int, attention_up: list[bool]) -> list[tuple[str, str]]:
-    """(diffusers prefix, LDM prefix) pairs of SD's original UNet layout (the inverse of
-    diffusers' single-file converter), for 4 blocks of `layers` layers."""
-    pairs = [("time_embedding.linear_1.", "time_embed.0."), ("time_embedding.linear_2.", "time_embed.2."),
-             ("conv_in.", "input_blocks.0.0."), ("conv_norm_out.", "out.0."), ("conv_out.", "out.2."),
-             ("mid_block.attentions.0.", "middle_block.1.")]
-    pairs += [(f"mid_block.resnets.{j}.", f"middle_block.{2 * j}.") for j in range(2)]
-    for i in range(4):
-        for j in range(layers):
-            pairs += [(f"down_blocks.{i}.resnets.{j}.", f"input_blocks.{(layers + 1) * i + j + 1}.0."),
-                      (f"down_blocks.{i}.attentions.{j}.", f"input_blocks.{(layers + 1) * i + j + 1}.1.")]
-        pairs.append((f"down_blocks.{i}.downsamplers.0.conv.", f"input_blocks.{(layers + 1) * (i + 1)}.0.op."))
-        for j in range(layers + 1):
-            pairs += [(f"up_blocks.{i}.resnets.{j}.", f"output_blocks.{(layers + 1) * i + j}.0."),
-                      (f"up_blocks.{i}.attentions.{j}.", f"output_blocks.{(layers + 1) * i + j}.1.")]
-        pairs.append((f"up_blocks.{i}.upsamplers.0.", f"output_blocks.{(layers + 1) * i + layers}.{2 if attention_up[i] else 1}."))
-    return pairs
-
-
-RESNET_LDM = [("norm1", "in_layers.0"), ("conv1", "in_layers.2"), ("norm2", "out_layers.0"),
-              ("conv2", "out_layers.3"), ("time_emb_proj", "emb_layers.1"), ("conv_shortcut", "skip_connection")]
-VAE_ATTENTION_LDM = [("group_norm.", "norm."), ("to_q.", "q."), ("to_k.", "k."), ("to_v.", "v."), ("to_out.0.", "proj_out.")]
-
-
-def _to_ldm_unet(state, config):
-    pairs = _ldm_unet_names(config["layers_per_block"], ["CrossAttn" in t for t in config["up_block_types"]])
-    out = {}
-    for key, value in state.items():
-        prefix = max((p for p in pairs if key.startswith(p[0])), key=lambda p: len(p[0]))
-        rest = key[len(prefix[0]):]
-        if ".resnets." in prefix[0]:
-            rest = next((rest.replace(a, b, 1) for a, b in RESNET_LDM if rest.startswith(a)), rest)
-        out["model.diffusion_model." + prefix[1] + rest] = value
-    return out
-
-
-def _to_ldm_vae(state):
-    out = {}
-    for key, value in state.items():
-        new = key.replace("conv_norm_out", "norm_out").replace("conv_shortcut", "nin_shortcut")
-        new = new.replace("mid_block.attentions.0.", "mid.attn_1.")
-        for j in range(2):
-            new = new.replace(f"mid_block.resnets.{j}.", f"mid.block_{j + 1}.")
-        for i in range(4):
-            new = new.replace(f"encoder.down_blocks.{i}.resnets.", f"encoder.down.{i}.block.")
-            new = new.replace(f"encoder.down_blocks.{i}.downsamplers.0.", f"encoder.down.{i}.downsample.")
-            new = new.replace(f"decoder.up_blocks.{i}.resnets.", f"decoder.up.{3 - i}.block.")
-            new = new.replace(f"decoder.up_blocks.{i}.upsamplers.0.", f"decoder.up.{3 - i}.upsample.")
-        if ".attn_1." in new:
-            new = next(new.replace(a, b) for a, b in VAE_ATTENTION_LDM if a in new)
-            value = value[..., None, None] if value.ndim == 2 else value
-        out["first_stage_model." + new] = value
-    return out
-
-
-def _to_original_motion(state, max_len=24):
-    """diffusers MotionAdapter keys -> AnimateDiff's mm_sd_v14.ckpt names (+ its pos_encoder.pe)."""
-    out = {}
-    for key, value in state.items():
-        head, _, rest = key.partition(".motion_modules.")
-        index, _, inner = rest.partition(".")
-        inner = (inner.replace(".attn1", ".attention_blocks.0").replace(".attn2", ".attention_blocks.1")
-                 .replace(".norm1", ".norms.0").replace(".norm2", ".norms.1").replace(".norm3", ".ff_norm"))
-        out[f"{head}.motion_modules.{index}.temporal_transformer.{inner}"] = value
-        if inner.endswith("attention_blocks.0.to_q.weight"):
-            pe = inner.replace("to_q.weight", "pos_encoder.pe")
-            out[f"{head}.motion_modules.{index}.temporal_transformer.{pe}"] = torch.zeros(1, max_len, value.shape[1])
-    return out
-
-
 @pytest.fixture(scope="module")
 def paper_sources(tiny_models, tmp_path_factory):
     """Local files in the paper formats, made from the tiny models."""
     root = tmp_path_factory.mktemp("paper_sources")
     unet = load_file(str(tiny_models / "sd/unet/diffusion_pytorch_model.safetensors"))
     vae = load_file(str(tiny_models / "sd/vae/diffusion_pytorch_model.safetensors"))
-    single = {**_to_ldm_unet(unet, tiny_config("unet")), **_to_ldm_vae(vae)}
+    single = {**ldm_unet_state(unet, tiny_config("unet")),
+              **ldm_vae_state(vae, len(tiny_config("vae")["block_out_channels"]))}
     save_file({k: v.contiguous() for k, v in single.items()}, str(root / "toon.safetensors"))
     motion = load_file(str(tiny_models / "motion_adapter/diffusion_pytorch_model.safetensors"))
-    torch.save(_to_original_motion(motion), root / "mm_sd_v14.ckpt")
+    torch.save(original_motion_state(motion), root / "mm_sd_v14.ckpt")
     adapter = load_file(str(tiny_models / "adapter_init/adapter.safetensors"))
     torch.save({"state_dict": {f"module.{k}": v for k, v in adapter.items()}}, root / "360Adapter_flow_v1.ckpt")
     settings = {"sd15": str(tiny_models / "sd"), "motion_adapter": str(root / "mm_sd_v14.ckpt"),

@@ -320,7 +320,8 @@ def check_paper_sources(settings: Mapping[str, Any]) -> dict[str, Any]:
 def motion_adapter_from_original(path: str | Path, config: Mapping[str, Any]):
     """A MotionAdapter from an original AnimateDiff checkpoint (`mm_sd_v14.ckpt` layout:
     `down_blocks.0.motion_modules.0.temporal_transformer...attention_blocks.0...`), renamed by
-    diffusers' own converter and loaded strictly (any missing or unexpected key raises)."""
+    diffusers' own converter and loaded strictly: any missing or unexpected key raises, except the
+    position tables `pos_embed.pe`, which the original keeps under other names and diffusers computes)."""
     from diffusers import MotionAdapter
     from diffusers.loaders.single_file_utils import convert_animatediff_checkpoint_to_diffusers
 
@@ -335,10 +336,13 @@ def motion_adapter_from_original(path: str | Path, config: Mapping[str, Any]):
     adapter = MotionAdapter(**config)
     converted = convert_animatediff_checkpoint_to_diffusers(state)
     result = adapter.load_state_dict(converted, strict=False)
-    if result.missing_keys or result.unexpected_keys:
+    # The original stores its sinusoidal position tables as `...attention_blocks.{0,1}.pos_encoder.pe`,
+    # which the converter drops; MotionAdapter builds the same table (`pos_embed.pe` buffer) itself.
+    missing = [key for key in result.missing_keys if not key.endswith(".pos_embed.pe")]
+    if missing or result.unexpected_keys:
         raise ValueError(f"{path}: does not match MotionAdapter({dict(config)}): "
-                         f"missing {result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]} "
-                         f"({len(result.missing_keys)} missing, {len(result.unexpected_keys)} unexpected)")
+                         f"missing {missing[:5]}, unexpected {result.unexpected_keys[:5]} "
+                         f"({len(missing)} missing, {len(result.unexpected_keys)} unexpected)")
     return adapter
 
 
