@@ -68,8 +68,8 @@ VIEW_LONS = (0.0, 90.0, 180.0, 270.0)
 
 
 @dataclass(frozen=True)
-class Landmark:
-    """A static landmark: a flat shape of angular radius ``radius_deg`` centred at (lon, lat) degrees."""
+class SceneObject:
+    """A named flat shape of angular radius ``radius_deg`` centred at (lon, lat) degrees."""
 
     name: str
     shape: str
@@ -77,20 +77,20 @@ class Landmark:
     lon_deg: float
     lat_deg: float
     radius_deg: float
+
+
+@dataclass(frozen=True)
+class Landmark(SceneObject):
+    """A static landmark."""
+
     spin_deg: float  # in-plane orientation of the shape
 
 
 @dataclass(frozen=True)
-class MovingObject:
+class MovingObject(SceneObject):
     """A shape that starts at (lon, lat) and moves along a great circle by ``speed_deg`` per frame,
     heading ``heading_deg`` (0 = east, 90 = north) at its start."""
 
-    name: str
-    shape: str
-    colour: str
-    lon_deg: float
-    lat_deg: float
-    radius_deg: float
     heading_deg: float
     speed_deg: float
 
