@@ -70,3 +70,13 @@ def test_compare_cli_writes_reports_and_plots(scores_dir, tmp_path):
     assert sorted(p.name for p in (out / "plots").iterdir()) == ["clip_similarity_erp.png", "seam_ratio.png"]
     bad = CliRunner().invoke(main, ["compare", "--methods", "A,C", "--scores", str(scores_dir), "--out-dir", str(out)])
     assert bad.exit_code != 0 and "unknown method(s) C" in bad.output and "known: A, B, D" in bad.output
+
+
+def test_compare_cli_compares_with_D_by_default(scores_dir, tmp_path):
+    base = ["compare", "--methods", "A,B,D", "--scores", str(scores_dir), "--out-dir", str(tmp_path),
+            "--format", "json", "--resamples", "500"]
+    default = CliRunner().invoke(main, base)
+    assert default.exit_code == 0, default.output
+    assert json.loads(default.stdout)["reference"] == "D"
+    off = CliRunner().invoke(main, [*base, "--reference", "none"])
+    assert off.exit_code == 0 and json.loads(off.stdout)["reference"] is None

@@ -19,7 +19,8 @@ def _methods(_ctx, _param, value: str) -> list[str]:
               help="Comma-separated method ids with a score file, e.g. A,B,C,D (and ablations D_no_360tf, ...).")
 @click.option("--reference", default=None,
               help="Method the others are compared with, pairwise over the same prompt_id and seed "
-                   "(delta = method - reference). Default: none, no deltas.")
+                   "(delta = method - reference). Default: D (360DVD) when it is among --methods, "
+                   "else none; 'none' turns the deltas off.")
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json", "html"]), default="table",
               show_default=True, help="What is printed to stdout (all four are written to --out-dir).")
 @click.option("--scores", type=click.Path(file_okay=False, path_type=Path), default=Path("data/scores"),
@@ -34,8 +35,8 @@ def _methods(_ctx, _param, value: str) -> list[str]:
               help="Bootstrap resamples and permutation sign patterns.")
 def compare(methods, reference, fmt, scores, mlflow_profile, out_dir, seed, resamples):
     """Compare methods on every metric: mean with its 95% bootstrap CI and n per method and, with
-    --reference, the paired delta (same prompt and seed) with its 95% CI and a two-sided sign-flip
-    permutation p-value. Each row says which direction is better; the legend names the CLIP model
+    a reference, the paired delta (same prompt and seed) with its 95% CI and a two-sided sign-flip
+    permutation p-value (by default against D). Each row says which direction is better; the legend names the CLIP model
     and flow estimator. Scores from the tiny profile carry a note: they exercise the pipeline and
     say nothing about quality.
     """
@@ -44,6 +45,9 @@ def compare(methods, reference, fmt, scores, mlflow_profile, out_dir, seed, resa
     from dvd360.compare import (UnknownMethodError, build_comparison, load_scores, render, scores_from_mlflow,
                                 write_reports)
 
+    if reference is None and "D" in methods:
+        reference = "D"
+    reference = None if reference == "none" else reference
     if reference is not None and reference not in methods:
         methods = methods + [reference]
     try:
