@@ -103,3 +103,8 @@ def test_raft_needs_local_weights_and_keeps_the_flow_convention(tmp_path):
     assert flow.shape == (3, 64, 128, 2) and np.isfinite(flow).all()
     assert (flow[..., 0] >= -64).all() and (flow[..., 0] < 64).all()
     np.testing.assert_array_equal(flow[-1], flow[-2])
+
+
+def test_parallel_flow_estimation_equals_the_serial_one():
+    frames = rigid_rotation_clip(32, 64, frames=4, yaw_deg=3.0, seed=1)[0]
+    np.testing.assert_array_equal(estimate_flow(frames, "ilk", workers=2), estimate_flow(frames, "ilk"))

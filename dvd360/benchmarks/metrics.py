@@ -44,7 +44,8 @@ def _timed(fn, device: torch.device, repeats: int):
     return best, result
 
 
-def run(frames: int, height: int, width: int, device: str, tiny: bool, flow_method: str, repeats: int) -> dict:
+def run(frames: int, height: int, width: int, device: str, tiny: bool, flow_method: str, repeats: int,
+        flow_workers: int = 1) -> dict:
     device = torch.device(device)
     with tempfile.TemporaryDirectory() as tmp:
         clip = load_clip(build_tiny_clip(f"{tmp}/clip") if tiny else PAPER_ARCH, device=device)
@@ -60,8 +61,8 @@ def run(frames: int, height: int, width: int, device: str, tiny: bool, flow_meth
         lambda: (frame_consistency(erp[0]), frame_consistency(views)), device, repeats)
     cpu = torch.device("cpu")
     rows["seam (EC, SR, both row weightings)"], _ = _timed(lambda: seam_metrics(video), cpu, repeats)
-    rows[f"flow estimation ({flow_method}, wrap-aware, CPU)"], estimated = _timed(
-        lambda: estimate_flow(video, flow_method), cpu, max(1, repeats // 2))
+    rows[f"flow estimation ({flow_method}, wrap-aware, CPU, {flow_workers or 'all'} worker(s))"], estimated = _timed(
+        lambda: estimate_flow(video, flow_method, workers=flow_workers), cpu, max(1, repeats // 2))
     rows["flow agreement (EPE + direction, CPU)"], agreement = _timed(
         lambda: flow_agreement(estimated, truth), cpu, repeats)
     rows["estimator error (once per size, 4 frames)"], error = _timed(
@@ -79,12 +80,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--height", type=int, default=None, help="ERP height; width = 2 * height")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--flow-method", default="ilk", choices=("ilk", "tvl1"))
+    parser.add_argument("--flow-workers", type=int, default=1,
+                        help="processes estimating frame pairs in parallel (0: every core)")
     parser.add_argument("--repeats", type=int, default=2, help="timed runs after one warm-up (best is kept)")
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     frames = args.frames or (8 if args.tiny else 16)
     height = args.height or (64 if args.tiny else 512)
-    report = run(frames, height, 2 * height, args.device, args.tiny, args.flow_method, args.repeats)
+    report = run(frames, height, 2 * height, args.device, args.tiny, args.flow_method, args.repeats, args.flow_workers)
     width = max(len(k) for k in report["seconds"])
     print(f"{report['clip']} on {report['clip_device']} ({report['device']}), {report['video']}, "
           f"{report['threads']} CPU threads")

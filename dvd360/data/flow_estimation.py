@@ -16,6 +16,10 @@ frame_t(x) ~ frame_{t+1}(x + flow(x)): exactly the forward flow t -> t+1. RAFT
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +43,7 @@ def default_pad(width: int) -> int:
 def describe(method: str = "ilk", **options) -> str:
     """A one-line name of the estimator and its settings, recorded with every flow score."""
     settings = {**DEFAULT_OPTIONS[method], **options}
+    settings.pop("workers", None)  # how many processes changes the speed, never the flow
     text = ", ".join(f"{k}={v}" for k, v in sorted(settings.items()))
     library = "torchvision" if method == "raft" else "scikit-image"
     return f"{library} {method} ({text}), circular width padding W/8, dx wrapped"
@@ -88,11 +93,27 @@ def _raft_flows(frames: np.ndarray, pad: int, weights: str | None, device: str,
     return torch.stack(flows).numpy()
 
 
+def _pair_flows(gray: np.ndarray, method: str, settings: dict, workers: int, progress: bool):
+    """(dy, dx) of each consecutive pair, in order; scikit-image runs one pair on one core, so
+    `workers` > 1 spreads the pairs over that many processes (0: every core). The result does
+    not depend on `workers`."""
+    pairs = len(gray) - 1
+    workers = min((os.cpu_count() or 1) if workers == 0 else workers, pairs)
+    bar = dict(total=pairs, desc=f"flow ({method})", disable=not progress, leave=False)
+    if workers <= 1:
+        yield from tqdm((_estimate_pair(gray[t], gray[t + 1], method, settings) for t in range(pairs)), **bar)
+        return
+    # spawn, not fork: the caller may hold torch threads, which a forked child must not inherit
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield from tqdm(pool.map(_estimate_pair, gray[:-1], gray[1:], repeat(method), repeat(settings)), **bar)
+
+
 def estimate_flow(frames: np.ndarray, method: str = "ilk", *, pad: int | None = None,
-                  progress: bool = False, **options) -> np.ndarray:
+                  progress: bool = False, workers: int = 1, **options) -> np.ndarray:
     """Wrap-aware forward flow (F, H, W, 2) float32 of an RGB ERP video (F >= 2, uint8 or [0, 1]).
 
-    `options` go to the estimator (e.g. radius=7 for iLK; weights=PATH and device for RAFT).
+    `options` go to the estimator (e.g. radius=7 for iLK; weights=PATH and device for RAFT);
+    `workers` processes estimate the frame pairs of iLK / TV-L1 in parallel (0: every core).
     """
     if method not in METHODS:
         raise ValueError(f"unknown flow method {method!r}; known: {', '.join(METHODS)}")
@@ -111,8 +132,8 @@ def estimate_flow(frames: np.ndarray, method: str = "ilk", *, pad: int | None = 
         return flow
     gray = rgb2gray(frames).astype(np.float32)  # (F, H, W); uint8 is scaled to [0, 1]
     gray = np.pad(gray, ((0, 0), (0, 0), (pad, pad)), mode="wrap")
-    for t in tqdm(range(count - 1), desc=f"flow ({method})", disable=not progress, leave=False):
-        dy, dx = _estimate_pair(gray[t], gray[t + 1], method, settings)[:, :, pad:pad + width]
+    for t, pair in enumerate(_pair_flows(gray, method, settings, workers, progress)):
+        dy, dx = pair[:, :, pad:pad + width]
         flow[t, ..., 0] = wrap_dx(dx, width)
         flow[t, ..., 1] = dy
     flow[-1] = flow[-2]
