@@ -10,10 +10,11 @@ from pathlib import Path
 
 import click
 
+from dvd360.data.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+
 DEFAULT_CLIP_DIR = Path("data/models/clip")
 PAPER_CLIP = "ViT-L-14-quickgelu/openai"
 FLOW_SUFFIXES = (".npz",)
-VIDEO_SUFFIXES = (".mp4", ".gif", ".webm", ".mkv", ".mov", ".avi")  # read by dvd360.data.video (PyAV)
 
 
 @dataclass
@@ -27,7 +28,6 @@ class Item:
 
 
 def _collect(inputs: tuple[Path, ...], problems: list[str]) -> list[Item]:
-    from dvd360.data.video import IMAGE_SUFFIXES
 
     items = []
     for path in inputs:

@@ -20,6 +20,7 @@ import numpy as np
 from dvd360.atomic import atomic_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+VIDEO_SUFFIXES = (".mp4", ".gif", ".webm", ".mkv", ".mov", ".avi")  # containers PyAV opens
 DEFAULT_CRF = 18
 
 
