@@ -10,7 +10,8 @@ from typing import Callable
 import numpy as np
 
 from dvd360.data.video import write_video
-from dvd360.study.answers import ANSWERS_SCHEMA, answers_digest
+from dvd360.study.answers import ANSWERS_SCHEMA, answers_digest, answers_mac
+from dvd360.study.packets import answer_token
 
 HOSTILE_PROMPT = "a <script>alert(\"x\")</script> 'quoted' & \"double\" scène — 雪山 </q>"
 
@@ -53,7 +54,17 @@ def answer_document(key: dict, packet_id: str, choose: Callable[[str, str], str]
                                        "answered_at": (start + timedelta(minutes=s)).isoformat()}
                            for criterion in key["criteria"]}
     exported = exported_at or start + timedelta(hours=1)
-    return {"schema": ANSWERS_SCHEMA, "packet_id": packet_id, "rater_id": packet["rater_id"],
-            "mapping_checksum": packet["mapping_checksum"], "started_at": start.isoformat(),
-            "updated_at": exported.isoformat(), "exported_at": exported.isoformat(), "user_agent": "test",
-            "answers": answers, "answers_sha256": answers_digest(answers)}
+    return sign_answers(key, {"schema": ANSWERS_SCHEMA, "packet_id": packet_id, "rater_id": packet["rater_id"],
+                              "mapping_checksum": packet["mapping_checksum"], "started_at": start.isoformat(),
+                              "updated_at": exported.isoformat(), "exported_at": exported.isoformat(),
+                              "user_agent": "test", "answers": answers})
+
+
+def sign_answers(key: dict, document: dict, token_of: str | None = None) -> dict:
+    """Set `answers_sha256` and `answers_mac` as study.js does on export, with the answer token of
+    packet `token_of` (default: the document's own packet)."""
+    secret = key["packets"][token_of or document["packet_id"]]["secret"]
+    token = answer_token(token_of or document["packet_id"], secret)
+    return {**document, "answers_sha256": answers_digest(document["answers"]),
+            "answers_mac": answers_mac(token, document["packet_id"], document["rater_id"],
+                                       document["mapping_checksum"], document["answers"])}

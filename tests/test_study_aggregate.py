@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import shutil
+import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from dvd360.cli import main
 from dvd360.study.aggregate import NoValidAnswers, aggregate, render_markdown, write_reports
 from dvd360.study.answers import answers_digest, load_key, StudyKeyError
 from dvd360.study.render import build_study
-from study_support import answer_document, write_generations
+from study_support import answer_document, sign_answers, write_generations
 
 METHODS = ("A", "B", "C", "D")
 RESAMPLES = 500
@@ -117,7 +119,7 @@ def test_tampered_truncated_and_invalid_files_are_excluded_with_reasons(tmp_path
     incomplete = answer_document(key, packets[4], lambda s, c: "D")
     last_set = list(incomplete["answers"])[-1]
     del incomplete["answers"][last_set]["motion_pattern"]
-    incomplete["answers_sha256"] = answers_digest(incomplete["answers"])
+    incomplete = sign_answers(key, incomplete)
     files["incomplete"] = write(tmp_path / "incomplete.json", incomplete)
     sets5 = key["packets"][packets[5]]["sets"]
     inattentive = answer_document(key, packets[5], lambda s, c: "A" if sets5[s]["repeat_of"] else "D")
@@ -190,3 +192,66 @@ def test_cli_build_reports_bad_input_by_file(tmp_path):
     result = CliRunner().invoke(main, ["study", "build", "--generations", str(generations), "--methods", "A,B",
                                        "--raters", "2", "--out", str(tmp_path / "out")])
     assert result.exit_code != 0 and "B/p00-s0.json: unreadable generation record" in result.output
+
+
+def test_a_file_relabelled_as_another_packet_is_refused(tmp_path, key, key_path):
+    own, other = list(key["packets"])[:2]
+    relabelled = answer_document(key, own, lambda s, c: "D")
+    relabelled.update(packet_id=other, rater_id=key["packets"][other]["rater_id"],
+                      mapping_checksum=key["packets"][other]["mapping_checksum"])
+    path = write(tmp_path / "relabelled.json", sign_answers(key, relabelled, token_of=own))
+    with pytest.raises(NoValidAnswers, match=f"answers_mac does not verify with packet {other}'s token"):
+        aggregate([path], key_path, n_resamples=RESAMPLES)
+
+
+def test_the_answer_token_is_only_in_its_own_packet_pages_and_never_exported(key, key_path):
+    from dvd360.study.packets import answer_token
+
+    packets = key_path.parent / "packets"
+    tokens = {p: answer_token(p, packet["secret"]) for p, packet in key["packets"].items()}
+    for packet_id, packet in key["packets"].items():
+        pages = "".join(page.read_text() for page in (packets / packet["rater_id"]).glob("*.html"))
+        assert {p for p, token in tokens.items() if token in pages} == {packet_id}
+        assert tokens[packet_id] not in json.dumps(answer_document(key, packet_id, lambda s, c: "A"))
+
+
+@pytest.mark.parametrize("case, content, reason", [
+    ("nested", "[" * 200_000 + "]" * 200_000, "nests 200000 levels deep, more than the 16 allowed (checked before parsing)"),
+    ("nan", '{"schema": NaN,\n "x": [Infinity, -Infinity]}', "3 non-finite number(s) (NaN/Infinity) on line(s) 1, 2"),
+    ("latin1", '{"schema": "sc\xe8ne"}'.encode("latin-1"), "not UTF-8 text (line 1, byte 14"),
+    ("list", "[1, 2]", "not a dvd360 answer file (schema 'list'"),
+])
+def test_hostile_answer_files_are_refused_before_parsing(tmp_path, key_path, case, content, reason):
+    path = tmp_path / f"{case}.json"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(NoValidAnswers) as error:
+        aggregate([path], key_path, n_resamples=RESAMPLES)
+    assert f"{path}: " in str(error.value) and reason in str(error.value)
+
+
+def test_a_huge_answer_file_is_refused_by_its_size_without_reading_it(tmp_path, key_path):
+    path = tmp_path / "huge.json"
+    with open(path, "wb") as handle:  # sparse: 55 MiB on paper, nothing on disk
+        handle.truncate(55 * 2**20)
+    with pytest.raises(NoValidAnswers, match=r"huge\.json: answer file of 55\.0 MiB, over the 1\.0 MiB limit \(checked before reading\)"):
+        aggregate([path], key_path, n_resamples=RESAMPLES)
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run study.js's HMAC")
+def test_study_js_signs_answers_exactly_as_python_checks_them(tmp_path):
+    from dvd360.study.answers import answers_mac
+
+    source = (Path(__file__).parents[1] / "dvd360/study/static/study.js").read_text()
+
+    def function(name: str) -> str:
+        start = source.index(f"  function {name}(")
+        return source[start:source.index("\n  }\n", start) + 4]
+
+    answers = {"set-01": {"q": {"label": "2", "answered_at": "2026-01-01T00:00:00Z"}}, "scène 雪": {}}
+    token, checksum = "ab" * 32, "cd" * 32
+    script = ("var window = globalThis;\n" + "".join(map(function, ("canonical", "hex", "hmacSha256Hex"))) +
+              f"hmacSha256Hex({json.dumps(token)}, canonical({{packet_id: 'p', rater_id: 'r', "
+              f"mapping_checksum: {json.dumps(checksum)}, answers: {json.dumps(answers)}}})).then(console.log);")
+    (tmp_path / "sign.js").write_text(script, encoding="utf-8")
+    output = subprocess.run(["node", str(tmp_path / "sign.js")], capture_output=True, text=True, check=True).stdout
+    assert output.strip() == answers_mac(token, "p", "r", checksum, answers)

@@ -141,7 +141,7 @@ def test_packets_hold_no_paths_and_no_methods(study, generations):
                 assert not link.startswith(("/", "\\")) and ":" not in link.split("/")[0], (path, link)
             packet_json = re.search(r'id="dvd360-packet">(.*?)</script>', text, re.S).group(1)
             assert set(json.loads(packet_json)) == {"answers_schema", "packet_id", "rater_id",
-                                                    "mapping_checksum", "criteria", "sets"}
+                                                    "mapping_checksum", "answer_token", "criteria", "sets"}
             for source_name in ("A/", "B/", "C/", "D/", "-s0.mp4"):
                 assert source_name not in text
 

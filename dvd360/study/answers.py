@@ -1,21 +1,28 @@
 """Answer files and the key: their schemas, checksums, and every check made before counting.
 
-An answer file (written by study.js, schema `dvd360-study-answers/1`) holds the packet id,
+An answer file (written by study.js, schema `dvd360-study-answers/2`) holds the packet id,
 rater id, the packet's `mapping_checksum`, timestamps, `answers[set_id][criterion] =
-{label, answered_at}` and `answers_sha256` = SHA-256 of the canonical JSON of `answers`.
+{label, answered_at}`, `answers_sha256` = SHA-256 of the canonical JSON of `answers`, and
+`answers_mac` = HMAC-SHA256 keyed by the packet's answer token (`packets.answer_token`,
+written only into that packet's pages, never into the file) of the canonical JSON of
+{packet_id, rater_id, mapping_checksum, answers}.
 
-A file is accepted only when it is valid JSON of that schema, its answers hash to
-`answers_sha256` (edited or damaged files fail), its packet is in the key with the same rater
-and mapping checksum (answers cannot be matched to the wrong packet), it names only the
-packet's sets, criteria and labels, it answers every question, and it passes the attention
-check: each repeated set must pick the same method as its original on at least
-`min_agree` criteria. Of several accepted files for one packet the latest export counts.
+A file is accepted only when it is at most `MAX_ANSWER_BYTES` and `MAX_JSON_DEPTH` deep
+(both checked before parsing), valid JSON without NaN/Infinity, of that schema, its answers
+hash to `answers_sha256` (edited or damaged files fail), its packet is in the key with the
+same rater and mapping checksum, `answers_mac` verifies with that packet's token (a file
+exported from one packet and relabelled with another packet's id, rater and checksum fails:
+forging it needs the other packet's pages), it names only the packet's sets, criteria and
+labels, it answers every question, and it passes the attention check: each repeated set
+must pick the same method as its original on at least `min_agree` criteria. Of several
+accepted files for one packet the latest export counts. Nothing here can stop a rater from
+changing their own answers (their pages hold their token).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import hmac
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,10 +30,14 @@ from typing import Literal, Sequence
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from dvd360.study.packets import KEY_SCHEMA, canonical_json, mapping_checksum
+from dvd360.inputs import InputError, read_json
+from dvd360.study.packets import KEY_SCHEMA, answer_token, canonical_json, mapping_checksum
 
-ANSWERS_SCHEMA = "dvd360-study-answers/1"
+ANSWERS_SCHEMA = "dvd360-study-answers/2"
 HEX64 = r"^[0-9a-f]{64}$"
+MAX_ANSWER_BYTES = 2**20  # a real answer file is a few kB (sets x criteria x ~80 bytes)
+MAX_KEY_BYTES = 64 * 2**20
+MAX_JSON_DEPTH = 16  # answer files nest 4 levels, key files 6
 
 
 class StudyKeyError(ValueError):
@@ -62,6 +73,7 @@ class AnswerDocument(_Strict):
     user_agent: str = ""
     answers: dict[str, dict[str, Answer]]
     answers_sha256: str = Field(pattern=HEX64)
+    answers_mac: str = Field(pattern=HEX64)
 
 
 class KeySet(_Strict):
@@ -121,35 +133,19 @@ def _describe(error: ValidationError) -> str:
     return shown + (f"; and {len(parts) - 5} more" if len(parts) > 5 else "")
 
 
-def _read_json(path: Path, what: str, error_type):
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise error_type(path, f"no such {what}") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise error_type(path, f"unreadable {what} ({error})") from error
-    if not text.strip():
-        raise error_type(path, f"empty {what}")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise error_type(path, f"not valid JSON, truncated or damaged? ({error})") from error
-
-
-def _key_error(path: Path, reason: str) -> StudyKeyError:
-    return StudyKeyError(f"{path}: {reason}")
-
-
 def load_key(path: str | Path) -> StudyKey:
     """Read and check a key file, including every packet's checksum against its own mapping."""
     path = Path(path)
-    raw = _read_json(path, "key file", _key_error)
+    try:
+        raw = read_json(path, "key file", max_bytes=MAX_KEY_BYTES, max_depth=MAX_JSON_DEPTH)
+    except InputError as error:
+        raise StudyKeyError(str(error)) from None
     if isinstance(raw, dict) and raw.get("schema") != KEY_SCHEMA:
         raise StudyKeyError(f"{path}: not a study key (schema {raw.get('schema')!r}, expected {KEY_SCHEMA!r})")
     try:
         key = StudyKey.model_validate(raw)
     except ValidationError as error:
-        raise StudyKeyError(f"{path}: malformed key: {_describe(error)}") from error
+        raise StudyKeyError(f"{path}: malformed key: {_describe(error)}") from None
     for packet_id, packet in key.packets.items():
         labels = {set_id: s.labels for set_id, s in packet.sets.items()}
         if mapping_checksum(packet_id, labels, packet.secret) != packet.mapping_checksum:
@@ -166,17 +162,28 @@ def answers_digest(answers: dict) -> str:
     return hashlib.sha256(canonical_json(answers).encode("utf-8")).hexdigest()
 
 
+def answers_mac(token: str, packet_id: str, rater_id: str, checksum: str, answers: dict) -> str:
+    """HMAC-SHA256 (hex), keyed by the packet's answer token, of the canonical JSON of
+    {"packet_id", "rater_id", "mapping_checksum", "answers"} (study.js computes the same)."""
+    message = canonical_json({"packet_id": packet_id, "rater_id": rater_id, "mapping_checksum": checksum,
+                              "answers": answers}).encode("utf-8")
+    return hmac.new(bytes.fromhex(token), message, hashlib.sha256).hexdigest()
+
+
 def read_answer_file(path: str | Path) -> tuple[AnswerDocument, dict]:
     """Parse an answer file against the schema; returns the document and the raw `answers` object."""
     path = Path(path)
-    raw = _read_json(path, "answer file", AnswerFileError)
+    try:
+        raw = read_json(path, "answer file", max_bytes=MAX_ANSWER_BYTES, max_depth=MAX_JSON_DEPTH)
+    except InputError as error:
+        raise AnswerFileError(path, error.problem) from None
     if not isinstance(raw, dict) or raw.get("schema") != ANSWERS_SCHEMA:
         found = raw.get("schema") if isinstance(raw, dict) else type(raw).__name__
         raise AnswerFileError(path, f"not a dvd360 answer file (schema {found!r}, expected {ANSWERS_SCHEMA!r})")
     try:
         document = AnswerDocument.model_validate(raw)
     except ValidationError as error:
-        raise AnswerFileError(path, f"does not follow the answer-file schema: {_describe(error)}") from error
+        raise AnswerFileError(path, f"does not follow the answer-file schema: {_describe(error)}") from None
     return document, raw["answers"]
 
 
@@ -199,6 +206,12 @@ def check_answers(path: Path, document: AnswerDocument, raw_answers: dict, key: 
     if document.mapping_checksum != packet.mapping_checksum:
         raise AnswerFileError(path, f"mapping checksum differs from the key's for packet {document.packet_id}: "
                                     "these answers were given on pages with another label mapping")
+    expected_mac = answers_mac(answer_token(document.packet_id, packet.secret), document.packet_id,
+                               document.rater_id, document.mapping_checksum, raw_answers)
+    if not hmac.compare_digest(expected_mac, document.answers_mac):
+        raise AnswerFileError(path, f"answers_mac does not verify with packet {document.packet_id}'s token: the "
+                                    "file was not exported from that packet's pages (another packet's answers "
+                                    "relabelled, or edited)")
     problems = []
     unknown_sets = sorted(set(document.answers) - set(packet.sets))
     if unknown_sets:

@@ -88,6 +88,10 @@ class Packet:
     def mapping_checksum(self) -> str:
         return mapping_checksum(self.packet_id, self.mapping(), self.secret)
 
+    @property
+    def answer_token(self) -> str:
+        return answer_token(self.packet_id, self.secret)
+
 
 def label_of(index: int) -> str:
     """The neutral label of position `index` in a set: "1", "2", ..."""
@@ -102,6 +106,17 @@ def canonical_json(data) -> str:
 def mapping_checksum(packet_id: str, mapping: Mapping[str, Mapping[str, str]], secret: str) -> str:
     """HMAC-SHA256 (hex) of the canonical JSON of {"packet_id", "sets": mapping}, keyed by `secret`."""
     message = canonical_json({"packet_id": packet_id, "sets": mapping}).encode("utf-8")
+    return hmac.new(bytes.fromhex(secret), message, hashlib.sha256).hexdigest()
+
+
+def answer_token(packet_id: str, secret: str) -> str:
+    """HMAC-SHA256 (hex) of "dvd360-answer-token:<packet_id>", keyed by the packet's `secret`.
+
+    Written only into that packet's pages (never into answer files); study.js signs the
+    exported answers with it, so answers cannot be relabelled as another packet's without
+    that packet's pages.
+    """
+    message = f"dvd360-answer-token:{packet_id}".encode("utf-8")
     return hmac.new(bytes.fromhex(secret), message, hashlib.sha256).hexdigest()
 
 

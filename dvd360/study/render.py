@@ -62,9 +62,10 @@ def _media_script(name: str, video: Path) -> str:
 
 
 def packet_data(packet: Packet, criteria: Sequence[str]) -> dict:
-    """What the pages' scripts know of a packet: ids, checksum, sets and labels, never methods."""
+    """What the pages' scripts know of a packet: ids, checksum, answer token, sets and labels, never methods."""
     return {"answers_schema": ANSWERS_SCHEMA, "packet_id": packet.packet_id, "rater_id": packet.rater_id,
-            "mapping_checksum": packet.mapping_checksum, "criteria": list(criteria),
+            "mapping_checksum": packet.mapping_checksum, "answer_token": packet.answer_token,
+            "criteria": list(criteria),
             "sets": [{"id": s.set_id, "page": f"{s.set_id}.html", "labels": list(s.labels)}
                      for s in packet.sets]}
 

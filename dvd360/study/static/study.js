@@ -6,9 +6,11 @@
  * one folder: browsers that separate the storage of pages opened from disk do so by folder
  * (Firefox) or not at all (Chromium), so every page of the packet sees the same answers. "Export answers" downloads
  *   {schema, packet_id, rater_id, mapping_checksum, started_at, updated_at, exported_at,
- *    user_agent, answers: {set_id: {criterion: {label, answered_at}}}, answers_sha256}
+ *    user_agent, answers: {set_id: {criterion: {label, answered_at}}}, answers_sha256, answers_mac}
  * where answers_sha256 is the SHA-256 of the canonical JSON of `answers` (keys sorted, no
- * spaces), the same form dvd360.study.packets.canonical_json writes.
+ * spaces), the same form dvd360.study.packets.canonical_json writes, and answers_mac is the
+ * HMAC-SHA256, keyed by the packet's answer_token (in these pages only, never exported), of the
+ * canonical JSON of {packet_id, rater_id, mapping_checksum, answers} (dvd360.study.answers.answers_mac).
  * Videos come from media/<name>.js files that hold base64 mp4 bytes: played from Blob URLs,
  * they stay same-origin when the page is opened from disk, which WebGL needs to use them as
  * textures (a video file beside the page counts as cross-origin there and taints WebGL).
@@ -130,12 +132,21 @@
     }).join(",") + "}";
   }
 
+  function hex(buffer) {
+    return Array.prototype.map.call(new Uint8Array(buffer), function (b) {
+      return ("0" + b.toString(16)).slice(-2);
+    }).join("");
+  }
+
   function sha256Hex(text) {
-    return window.crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)).then(function (buffer) {
-      return Array.prototype.map.call(new Uint8Array(buffer), function (b) {
-        return ("0" + b.toString(16)).slice(-2);
-      }).join("");
-    });
+    return window.crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)).then(hex);
+  }
+
+  function hmacSha256Hex(keyHex, text) {
+    var keyBytes = new Uint8Array(keyHex.match(/../g).map(function (pair) { return parseInt(pair, 16); }));
+    return window.crypto.subtle.importKey("raw", keyBytes, { name: "HMAC", hash: "SHA-256" }, false, ["sign"])
+      .then(function (key) { return window.crypto.subtle.sign("HMAC", key, new TextEncoder().encode(text)); })
+      .then(hex);
   }
 
   function exportAnswers() {
@@ -143,12 +154,16 @@
       window.alert("This browser cannot compute the checksum the answer file needs. Please use a current Chrome, Edge, Firefox or Safari.");
       return Promise.resolve();
     }
-    return sha256Hex(canonical(state.answers)).then(function (digest) {
+    var signed = canonical({ packet_id: packet.packet_id, rater_id: packet.rater_id,
+                             mapping_checksum: packet.mapping_checksum, answers: state.answers });
+    return Promise.all([sha256Hex(canonical(state.answers)), hmacSha256Hex(packet.answer_token, signed)])
+    .then(function (results) {
+      var digest = results[0];
       var document_ = {
         schema: packet.answers_schema, packet_id: packet.packet_id, rater_id: packet.rater_id,
         mapping_checksum: packet.mapping_checksum, started_at: state.started_at,
         updated_at: state.updated_at, exported_at: now(), user_agent: navigator.userAgent,
-        answers: state.answers, answers_sha256: digest
+        answers: state.answers, answers_sha256: digest, answers_mac: results[1]
       };
       var blob = new Blob([JSON.stringify(document_, null, 2) + "\n"], { type: "application/json" });
       var link = document.createElement("a");
