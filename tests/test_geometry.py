@@ -137,7 +137,12 @@ def test_rotation_flow_endpoints_match_scipy_rotation():
 def _py360_view(erp_chw: torch.Tensor, lon: float, lat: float, fov: float, out_hw: tuple[int, int]):
     """py360convert's e2p with our conventions: u_deg = lon, v_deg = lat (checked: other signs
     give errors near 1). Its view grid is linspace(-tan, tan, n) (edge pixels on the FoV border),
-    ours puts pixel centres inside the FoV, so its FoV is narrowed to match: tan' = tan (n-1)/n."""
+    ours puts pixel centres inside the FoV, so its FoV is narrowed to match: tan' = tan (n-1)/n.
+    With OpenCV installed, py360convert samples through cv2.remap's fixed-point maps (1/32 pixel,
+    errors near 2e-2); its exact scipy path is forced here."""
+    import py360convert.utils
+
+    py360convert.utils.cv2 = None
     h, w = out_hw
     tan_h = math.tan(math.radians(fov) / 2)
     tan_v = tan_h * h / w
