@@ -38,8 +38,10 @@ def main() -> int:
     captioner = make_captioner(settings, index.root)
     fuser_name, fuse = make_fuser()
     identity = {"captioner": captioner.name, "fuser": fuser_name, "view_size": settings["view_size"]}
+    inputs = {"scene_metadata": index.root / "metadata.json"} if settings["captioner"] == "landmarks" else {}
     with stage_run("caption", profile=params["profile"], params={**settings, "fuser": fuser_name}):
-        result = caption_clips(index.clips, captioner, fuse, PROGRESS, identity, view_size=settings["view_size"])
+        result = caption_clips(index.clips, captioner, fuse, PROGRESS, identity, view_size=settings["view_size"],
+                               inputs=inputs)
         if not result.records:
             print(f"caption: every clip failed: {result.failures}", file=sys.stderr)
             return 1

@@ -143,6 +143,12 @@ def test_caption_run_reports_failures_and_resumes(tiny_web360, tmp_path):
     changed = caption_clips(index.clips[:1], Counting(), template_fuse, progress, {**settings, "view_size": 32},
                             view_size=32)
     assert changed.resumed == 0 and calls == [index.clips[0].id] * 2  # views + ERP: captioned again
+    assert len(progress.read_text().splitlines()) == 1  # entries of other fingerprints are dropped, not mixed
+    calls.clear()
+    other_bytes = dataclasses.replace(index.clips[0], video_path=index.clips[1].video_path)  # same id and path
+    recaptioned = caption_clips([other_bytes], Counting(), template_fuse, progress, settings, view_size=64,
+                                inputs={"scene_metadata": tiny_web360 / "metadata.json"})
+    assert recaptioned.resumed == 0 and calls == [index.clips[0].id] * 2
 
     paths = write_caption_csvs(first.records, tmp_path / "captions")
     fused, erp = read_captions(paths["fused"]), read_captions(paths["erp"])

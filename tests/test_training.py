@@ -146,6 +146,11 @@ def test_conditions_skip_synthetic_clips_and_estimate_real_ones(tiny_web360, tmp
     stamp = (tmp_path / "flows" / "ilk" / "real.npz").stat().st_mtime_ns
     prepare_conditions([real], tmp_path / "flows", max_frames=4)          # resumes: not estimated again
     assert (tmp_path / "flows" / "ilk" / "real.npz").stat().st_mtime_ns == stamp
+    other = dataclasses.replace(real, video_path=index.clips[1].video_path)  # same id, other video bytes
+    prepare_conditions([other], tmp_path / "flows", max_frames=4)          # stale: estimated again
+    again = np.load(tmp_path / "flows" / "ilk" / "real.npz")["flow"].astype(np.float32)
+    np.testing.assert_allclose(again, estimate_flow(read_frames(other.video_path, indices=list(range(4)))), atol=0.02)
+    prepare_conditions([real], tmp_path / "flows", max_frames=4)
     applied = apply_conditions(dataclasses.replace(index, clips=[real]), result)
     assert applied.clips[0].num_frames == 4 and str(applied.clips[0].flow_video_path) == entry["flow_video"]
 
@@ -193,8 +198,40 @@ def test_resume_reproduces_the_uninterrupted_run_exactly(tiny_models, prepared, 
     assert all(torch.equal(a[k], b[k]) for k in a)
     init = load_file(tiny_models / "adapter_init" / "adapter.safetensors")
     assert any(not torch.equal(a[k], init[k]) for k in a)  # it did train
-    # a checkpoint of other settings is never resumed
+    # a checkpoint of other settings is never resumed, and is set aside rather than mixed in
     assert ckpt.latest(tmp_path / "a" / "ckpt", "another-fingerprint") is None
+    moved = ckpt.set_aside_stale(tmp_path / "a" / "ckpt", "another-fingerprint")
+    assert [p.name for p in moved] == ["checkpoint-00000002", "checkpoint-00000004"]
+    assert ckpt.list_checkpoints(tmp_path / "a" / "ckpt") == [] and all(p.parent.name == "stale" for p in moved)
+
+
+def test_resume_fingerprint_covers_clip_content_captions_models_and_settings(tiny_models, prepared, tmp_path):
+    """Changed data under the same paths (the issue's new dataset seed) is a different run."""
+    import dataclasses
+
+    from dvd360.data.web360 import load_prepared
+    from dvd360.training.trainer import resume_fingerprint
+
+    clips = []
+    for clip in load_prepared(prepared).clips[:2]:  # copies, so their bytes can be changed
+        copy = tmp_path / clip.video_path.name
+        shutil.copy(clip.video_path, copy)
+        clips.append(dataclasses.replace(clip, video_path=copy))
+    config = tiny_config(tmp_path, tiny_models, prepared)
+    base = resume_fingerprint(config, clips)
+    assert resume_fingerprint(tiny_config(tmp_path, tiny_models, prepared, steps=99), clips) == base
+    assert resume_fingerprint(tiny_config(tmp_path, tiny_models, prepared, lr=0.5), clips) != base
+    assert resume_fingerprint(config, clips[:1]) != base
+    with clips[0].video_path.open("ab") as handle:
+        handle.write(b"\0")
+    assert resume_fingerprint(config, clips) != base
+    captions = tmp_path / "captions"
+    captions.mkdir()
+    (captions / "fused.csv").write_text("videoid,name\n")
+    fused = tiny_config(tmp_path, tiny_models, prepared, captions="fused", captions_dir=str(captions))
+    before = resume_fingerprint(fused, clips)
+    (captions / "fused.csv").write_text("videoid,name\nx,a caption\n")
+    assert resume_fingerprint(fused, clips) != before
 
 
 def test_variants_change_what_they_name():
@@ -204,7 +241,7 @@ def test_variants_change_what_they_name():
     assert TrainConfig.for_variant("no_pseudo3d", {}).temporal is False
     assert TrainConfig.for_variant("no_latloss", {}).latitude_loss is False
     assert TrainConfig.for_variant("no_latloss", {}).out_dir == "data/adapters/no_latloss"
-    assert full.fingerprint() == TrainConfig.for_variant("full", {"steps": 5, "log_every": 1}).fingerprint()
-    assert full.fingerprint() != TrainConfig.for_variant("full", {"lr": 1e-4}).fingerprint()
+    assert full.shaping_settings() == TrainConfig.for_variant("full", {"steps": 5, "log_every": 1}).shaping_settings()
+    assert full.shaping_settings() != TrainConfig.for_variant("full", {"lr": 1e-4}).shaping_settings()
     with pytest.raises(ValueError, match="unknown training settings"):
         TrainConfig.for_variant("full", {"learning_rate": 1.0})

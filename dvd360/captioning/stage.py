@@ -2,25 +2,26 @@
 
 For every clip: read frame 0, project the four views, caption them, fuse the captions
 (`fused`), and caption the whole ERP frame directly (`erp`, the no-360TF ablation's captions).
-Each finished clip is appended to a JSON-lines progress file at once, so an interrupted run
-resumes where it stopped; a clip that fails is recorded with its error and the others go on.
+Each finished clip is appended to a JSON-lines progress file at once, keyed on its content
+fingerprint, so an interrupted run resumes where it stopped; a clip that fails is recorded with its error and the others go on.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from tqdm import tqdm
 
+from dvd360.atomic import write_text
 from dvd360.captioning.captioners import Captioner
 from dvd360.captioning.views import VIEW_LONGITUDES, first_frame_views
 from dvd360.data.video import read_frames
 from dvd360.data.web360 import write_captions
+from dvd360.fingerprint import fingerprint
 
 
 @dataclass
@@ -43,34 +44,51 @@ def caption_clip(video_path: str | Path, clip_id: str, captioner: Captioner,
             "fused": fuse(view_captions), "erp": erp_caption}
 
 
-def fingerprint(settings: dict) -> str:
-    """Short hash of what determines the captions; progress from other settings is not reused."""
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+# The code that shapes a caption record (with its transitive dvd360 imports).
+CAPTION_CODE = ("dvd360.captioning",)
 
 
-def _load_progress(path: Path, key: str) -> dict[str, dict]:
-    done: dict[str, dict] = {}
+def clip_fingerprint(settings: Mapping, inputs: Mapping[str, Path | None], clip) -> str:
+    """Content fingerprint of one clip's captions: the settings, the shared inputs (e.g. the
+    captioner's scene metadata), the clip's video bytes and the captioning code."""
+    return fingerprint({**settings, "videoid": clip.id}, {**inputs, "video": clip.video_path}, CAPTION_CODE)
+
+
+def _load_progress(path: Path) -> dict[str, dict]:
+    """{fingerprint: entry} of the progress file's complete lines."""
+    entries: dict[str, dict] = {}
     if not path.is_file():
-        return done
+        return entries
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
             entry = json.loads(line)
         except json.JSONDecodeError:  # a line cut short by an interruption
             continue
-        if entry.get("fingerprint") == key:
-            done[entry["record"]["videoid"]] = entry["record"]
-    return done
+        entries[entry["fingerprint"]] = entry
+    return entries
+
+
+def _progress_line(entry: dict) -> str:
+    return json.dumps(entry, ensure_ascii=False) + "\n"
 
 
 def caption_clips(clips: Iterable, captioner: Captioner, fuse: Callable[[Sequence[str]], str],
-                  progress_path: str | Path, settings: dict, view_size: int = 384) -> CaptionResult:
-    """Caption `clips` (objects with `id` and `video_path`), resuming from `progress_path`."""
+                  progress_path: str | Path, settings: Mapping, view_size: int = 384,
+                  inputs: Mapping[str, Path | None] | None = None) -> CaptionResult:
+    """Caption `clips` (objects with `id` and `video_path`), resuming from `progress_path`.
+
+    A clip's progress entry is reused only under its current content fingerprint
+    (`clip_fingerprint`); entries of other fingerprints (stale data, settings or code) are
+    dropped from the file before any new one is appended, so old and new never mix.
+    """
     progress_path = Path(progress_path)
-    progress_path.parent.mkdir(parents=True, exist_ok=True)
-    key = fingerprint(settings)
-    done = _load_progress(progress_path, key)
-    result = CaptionResult()
     clips = list(clips)
+    keys = {clip.id: clip_fingerprint(settings, inputs or {}, clip) for clip in clips}
+    entries = _load_progress(progress_path)
+    done = {entry["record"]["videoid"]: entry["record"] for key, entry in entries.items()
+            if keys.get(entry["record"]["videoid"]) == key}
+    write_text(progress_path, "".join(_progress_line({"fingerprint": keys[i], "record": r}) for i, r in done.items()))
+    result = CaptionResult()
     with progress_path.open("a", encoding="utf-8") as log:
         for clip in tqdm(clips, desc="caption", unit="clip"):
             if clip.id in done:
@@ -83,7 +101,7 @@ def caption_clips(clips: Iterable, captioner: Captioner, fuse: Callable[[Sequenc
                 result.failures.append({"videoid": clip.id, "video": str(clip.video_path),
                                         "error": f"{type(error).__name__}: {error}"})
                 continue
-            log.write(json.dumps({"fingerprint": key, "record": record}, ensure_ascii=False) + "\n")
+            log.write(_progress_line({"fingerprint": keys[clip.id], "record": record}))
             log.flush()
             os.fsync(log.fileno())
             result.records.append(record)

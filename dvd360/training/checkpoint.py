@@ -2,7 +2,7 @@
 
 A checkpoint holds the adapter (`adapter.safetensors` + JSON config, via `save_adapter`), the
 optimiser state (`optimizer.pt`), the python/numpy/torch(/CUDA) RNG states of every process
-(`rng-{rank}.pt`), and `state.json` (step, the config fingerprint, the world size and batch
+(`rng-{rank}.pt`), and `state.json` (step, the content fingerprint of the run, the world size and batch
 that fix the sample order, the loss history). Folders appear complete or not at all: they are
 written under a temporary name and renamed last. Only the newest `keep` are kept.
 """
@@ -87,12 +87,31 @@ def list_checkpoints(folder: Path) -> list[Path]:
 
 
 def latest(folder: str | Path, fingerprint: str) -> Checkpoint | None:
-    """The newest checkpoint written under the same config fingerprint, or None."""
+    """The newest checkpoint written under the same content fingerprint, or None."""
     for path in reversed(list_checkpoints(Path(folder))):
         state = json.loads((path / "state.json").read_text(encoding="utf-8"))
         if state.get("fingerprint") == fingerprint:
             return Checkpoint(path, int(state["step"]), state)
     return None
+
+
+STALE = "stale"
+
+
+def set_aside_stale(folder: str | Path, fingerprint: str) -> list[Path]:
+    """Move the checkpoints written under another fingerprint to `{folder}/stale/` (replacing
+    what an earlier run set aside there), so they are never resumed nor mixed with this run's;
+    return their new paths."""
+    folder = Path(folder)
+    stale = [path for path in list_checkpoints(folder)
+             if json.loads((path / "state.json").read_text(encoding="utf-8")).get("fingerprint") != fingerprint]
+    if not stale:
+        return []
+    aside = folder / STALE
+    if aside.exists():
+        shutil.rmtree(aside)
+    aside.mkdir()
+    return [path.rename(aside / path.name) for path in stale]
 
 
 def restore(checkpoint: Checkpoint, adapter, optimizer, rank: int) -> None:

@@ -9,7 +9,7 @@ Per clip of a prepared WEB360 index:
   (`{out}/{method}/{id}.mp4`, `encode_flow`) plus numeric flow (`{id}.npz`, key `flow`, float16).
 
 The index (`{out}/index.json`) names, per clip, the source and the flow video the trainer uses.
-Finished estimates are reused (the stage resumes); a clip that fails is listed and skipped.
+Finished estimates of the same content fingerprint are reused (the stage resumes); a clip that fails is listed and skipped.
 """
 
 from __future__ import annotations
@@ -21,34 +21,48 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from dvd360.atomic import atomic_path, write_json
+from dvd360.fingerprint import fingerprint
+from dvd360.provenance import sha256_of
 
 INDEX_FILE = "index.json"
 SOURCES = ("released", "estimate")
 
 
-def _valid_npz(path: Path, shape: tuple[int, ...]) -> bool:
+# The code that shapes an estimate and its encoded video (with its transitive dvd360 imports).
+ESTIMATE_CODE = ("dvd360.data.flow_estimation", "dvd360.data.flow_encoding", "dvd360.data.video")
+
+
+def estimate_fingerprint(clip, method: str, frames: int) -> str:
+    """Content fingerprint of one estimate: estimator, frame count, the clip's video bytes, the code."""
+    return fingerprint({"method": method, "frames": frames}, {"video": clip.video_path}, ESTIMATE_CODE)
+
+
+def _finished(npz: Path, video: Path, key: str) -> bool:
+    """The npz (written last) carries this fingerprint and the sha256 of the encoded video beside it."""
     try:
-        with np.load(path) as data:
-            return tuple(data["flow"].shape) == shape
-    except Exception:  # missing, truncated or foreign file: estimate again
+        with np.load(npz) as data:
+            return str(data["fingerprint"]) == key and str(data["video_sha256"]) == sha256_of(video)
+    except Exception:  # missing, truncated, stale or foreign file: estimate again
         return False
 
 
 def estimate_clip(clip, out_dir: Path, method: str, max_frames: int | None) -> dict:
-    """Estimate one clip's flow (or reuse a finished estimate); write the encoded video and npz."""
+    """Estimate one clip's flow (or reuse a finished estimate of the same content fingerprint);
+    write the encoded video, then the npz (flow, fingerprint, the video's sha256) that marks it done."""
     from dvd360.data.flow_encoding import encode_flow
     from dvd360.data.flow_estimation import estimate_flow
     from dvd360.data.video import probe_video, read_frames, write_video
 
     count = clip.num_frames if max_frames is None else min(max_frames, clip.num_frames)
     video_out, npz_out = out_dir / method / f"{clip.id}.mp4", out_dir / method / f"{clip.id}.npz"
-    shape = (count, clip.height, clip.width, 2)
-    if not (video_out.is_file() and _valid_npz(npz_out, shape)):
+    key = estimate_fingerprint(clip, method, count)
+    if not _finished(npz_out, video_out, key):
         flow = estimate_flow(read_frames(clip.video_path, indices=list(range(count))), method=method)
+        write_video(video_out, encode_flow(flow), fps=probe_video(clip.video_path).fps)
         with atomic_path(npz_out) as tmp:
             with open(tmp, "wb") as handle:
-                np.savez_compressed(handle, flow=flow.astype(np.float16))
-        write_video(video_out, encode_flow(flow), fps=probe_video(clip.video_path).fps)
+                np.savez_compressed(handle, flow=flow.astype(np.float16), fingerprint=np.array(key),
+                                    video_sha256=np.array(sha256_of(video_out)))
     return {"source": "estimated", "method": method, "frames": count,
             "flow_video": str(video_out), "flow_npz": str(npz_out)}
 

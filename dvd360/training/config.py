@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -95,7 +93,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def fingerprint(self) -> str:
-        """Hash of the settings that shape the trained weights (not run length, logging, paths)."""
-        shaping = {k: v for k, v in self.to_dict().items() if k not in RESUME_IRRELEVANT}
-        return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    def shaping_settings(self) -> dict[str, Any]:
+        """The settings that shape the trained weights (not run length, logging, paths); the
+        settings part of the resume fingerprint (`trainer.resume_fingerprint`)."""
+        return {k: v for k, v in self.to_dict().items() if k not in RESUME_IRRELEVANT}

@@ -132,6 +132,26 @@ def build_dataset(config: TrainConfig, *, height: int, width: int, frames: int, 
                              augment=augment, captions=captions)
 
 
+# The code that shapes the trained weights (its transitive dvd360 imports count too).
+TRAINING_CODE = ("dvd360.training.trainer",)
+
+
+def resume_fingerprint(config: TrainConfig, clips) -> str:
+    """Content fingerprint of a training run: the weight-shaping settings, the content of the
+    models (manifest, which holds every piece's sha256), the chosen captions, the condition
+    index and every training clip's video and flow files, and the training code. A checkpoint
+    is resumed only under the same fingerprint."""
+    from dvd360.fingerprint import fingerprint
+
+    inputs = {"models": Path(config.models_dir) / "manifest.json",
+              "captions": None if config.captions == "dataset" else Path(config.captions_dir) / f"{config.captions}.csv",
+              "conditions": config.conditions}
+    for clip in clips:
+        for kind in ("video_path", "flow_video_path", "flow_npz_path"):
+            inputs[f"clip/{clip.id}/{kind}"] = getattr(clip, kind)
+    return fingerprint(config.shaping_settings(), inputs, TRAINING_CODE)
+
+
 def encode_text(components, captions: list[str], device) -> torch.Tensor:
     """CLIP text embeddings (B, 77, D) of the captions."""
     tokenizer = components.tokenizer
@@ -230,9 +250,15 @@ def train(config: TrainConfig, *, accelerator=None, on_log: Callable[[int, dict]
     adapter = build_adapter(components.unet, config, components.adapter_init_path).to(accelerator.device)
     optimizer = torch.optim.AdamW(adapter.parameters(), lr=config.lr, betas=config.betas,
                                   weight_decay=config.weight_decay)
-    fingerprint = config.fingerprint()
+    fingerprint = resume_fingerprint(config, dataset.dataset.clips)
     checkpoint_dir = Path(config.checkpoint_dir)
     resume = ckpt.latest(checkpoint_dir, fingerprint)
+    if main:
+        stale = ckpt.set_aside_stale(checkpoint_dir, fingerprint)
+        if stale:
+            print(f"[train] {len(stale)} checkpoint(s) written from other inputs, settings or code: "
+                  f"moved to {stale[0].parent}")
+    accelerator.wait_for_everyone()
     start, losses = 0, []
     if resume is not None:
         ckpt.restore(resume, adapter, optimizer, rank)
@@ -288,7 +314,7 @@ def train(config: TrainConfig, *, accelerator=None, on_log: Callable[[int, dict]
                          seconds=time.perf_counter() - started)
     if main:
         result.adapter_path = write_outputs(accelerator.unwrap_model(adapter), config, result, world,
-                                            validation_dir)
+                                            validation_dir, fingerprint)
     accelerator.wait_for_everyone()
     return result
 
@@ -309,7 +335,7 @@ def save_checkpoint(accelerator, adapter, optimizer, config: TrainConfig, step: 
 
 
 def write_outputs(adapter: Adapter360, config: TrainConfig, result: TrainResult, world: int,
-                  validation_dir: Path) -> Path:
+                  validation_dir: Path, fingerprint: str) -> Path:
     """`{out_dir}/adapter.safetensors` (+ .json config), `training.json`, validation videos, loss.tsv."""
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -318,7 +344,7 @@ def write_outputs(adapter: Adapter360, config: TrainConfig, result: TrainResult,
     if config.report_dir:
         write_loss_table(Path(config.report_dir) / "loss.tsv", result.losses)
     write_json(out / "training.json", {
-        "variant": config.variant, "config": config.to_dict(), "fingerprint": config.fingerprint(),
+        "variant": config.variant, "config": config.to_dict(), "fingerprint": fingerprint,
         "seed": config.seed, "steps": result.step, "resumed_from": result.resumed_from,
         "world_size": world, "effective_batch": world * config.batch_size,
         "final_loss": result.losses[-1][1] if result.losses else None,

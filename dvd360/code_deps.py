@@ -1,0 +1,117 @@
+"""Which dvd360 source files a module or stage script imports, transitively.
+
+One answer for two users: the code part of every content fingerprint (`dvd360.fingerprint`)
+and the code dependencies of every DVC stage (dvc.yaml, checked by tests/test_code_deps.py).
+Imports are read from the syntax tree (`ast`), including those inside functions, so a module
+imported lazily counts too; importing `dvd360.a.b` also runs `dvd360/__init__.py` and
+`dvd360/a/__init__.py`, which therefore count as well. Print a stage's list with::
+
+    python -m dvd360.code_deps pipelines/train.py
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable
+
+PACKAGE = "dvd360"
+
+
+def package_root() -> Path:
+    """The dvd360 package folder."""
+    return Path(__file__).resolve().parent
+
+
+def module_file(name: str) -> Path | None:
+    """The source file of a dvd360 module or package (`__init__.py`), or None if there is none."""
+    parts = name.split(".")
+    if parts[0] != PACKAGE:
+        return None
+    base = package_root().joinpath(*parts[1:])
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _module_name(path: Path) -> str:
+    relative = path.resolve().relative_to(package_root().parent).with_suffix("")
+    parts = relative.parts[:-1] if relative.name == "__init__" else relative.parts
+    return ".".join(parts)
+
+
+def _with_parents(name: str) -> list[str]:
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+@lru_cache(maxsize=None)
+def _direct_imports(path: Path) -> tuple[str, ...]:
+    """dvd360 module names that the file at `path` imports (with their parent packages)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    is_package = path.name == "__init__.py"
+    here = _module_name(path) if path.resolve().is_relative_to(package_root()) else ""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: resolve against this module's package
+                package = here.split(".") if is_package else here.split(".")[:-1]
+                package = package[:len(package) - node.level + 1]
+                base = ".".join(package + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            # `from a import b`: b is a submodule or a name defined in a
+            found = [base] + [f"{base}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for name in found:
+            if name.split(".")[0] == PACKAGE and module_file(name) is not None:
+                names.update(n for n in _with_parents(name) if module_file(n) is not None)
+    return tuple(sorted(names))
+
+
+def module_sources(modules: Iterable[str | Path]) -> list[Path]:
+    """Sorted dvd360 source files reached from `modules` (dotted names or script paths), transitively.
+
+    A script path (e.g. pipelines/train.py) contributes its imports but is not listed itself.
+    """
+    pending: list[Path] = []
+    for module in modules:
+        if isinstance(module, Path) or str(module).endswith(".py"):
+            pending.extend(module_file(name) for name in _direct_imports(Path(module).resolve()))
+        else:
+            path = module_file(str(module))
+            if path is None:
+                raise ModuleNotFoundError(f"no dvd360 source for module {module!r} under {package_root()}")
+            pending.extend(module_file(name) for name in _with_parents(str(module)))
+    seen: set[Path] = set()
+    while pending:
+        path = pending.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        pending.extend(module_file(name) for name in _direct_imports(path))
+    return sorted(seen)
+
+
+def stage_code_deps(script: str | Path) -> list[str]:
+    """The code dependencies of a stage script as dvc.yaml lists them: the script, then every
+    dvd360 source file it imports, as repository-relative POSIX paths."""
+    root = package_root().parent
+    return [Path(script).as_posix()] + [p.relative_to(root).as_posix() for p in module_sources([Path(script)])]
+
+
+def main(argv: list[str] | None = None) -> int:
+    for script in argv if argv is not None else sys.argv[1:]:
+        for dep in stage_code_deps(script):
+            print(f"- {dep}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
