@@ -10,7 +10,6 @@ skipped; anything else (missing, truncated, stale) is generated again.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -69,30 +68,27 @@ def video_paths(out_dir: str | Path, method_id: str, prompt_id: str, seed: int) 
     return VideoPaths(stem.with_suffix(".mp4"), stem.with_suffix(".json"), stem.with_suffix(".npz"))
 
 
-# The code that shapes a video or its record: a change in it makes existing videos stale, as
-# DVC's own dependencies say, so a re-run stage regenerates rather than keeps them.
-CODE = ("generate.py", "sampling", "models", "data/clips.py")
-
-
-def code_sha() -> str:
-    """sha256 over the Python sources of CODE (relative path and content, sorted)."""
-    package = Path(__file__).parent
-    files = sorted(f for name in CODE for f in ([package / name] if name.endswith(".py")
-                                                 else (package / name).rglob("*.py")))
-    digest = hashlib.sha256()
-    for file in files:
-        digest.update(f"{file.relative_to(package).as_posix()}\n".encode() + file.read_bytes())
-    return digest.hexdigest()
+# The code that shapes a video or its record (with its transitive dvd360 imports): a change in
+# it makes existing videos stale, as DVC's own dependencies say, so a re-run stage regenerates.
+CODE = ("dvd360.generate",)
 
 
 def fingerprint(method: Method, prompt: Prompt, seed: int, settings: GenerateSettings,
-                models_sha: str, adapter_sha: str | None, personalised: str | None) -> str:
-    """sha256 of every input that shapes one video (method, prompt, seed, settings, weights, code)."""
-    inputs = {"method": asdict(method), "prompt": asdict(prompt), "seed": seed,
-              "settings": {k: v for k, v in asdict(settings).items() if k != "seeds"},
-              "models": models_sha, "adapter": adapter_sha, "personalised": personalised,
-              "code": code_sha()}
-    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+                models_sha: str, adapter_sha: str | None, personalised: str | None,
+                condition_files: dict[str, Path | None] | None = None) -> str:
+    """Content fingerprint (`dvd360.fingerprint`) of one video: method, prompt, seed, settings,
+    weights, the condition clip's flow files (their bytes) and the code."""
+    from dvd360.fingerprint import fingerprint as content_fingerprint
+
+    shaping = {"method": asdict(method), "prompt": asdict(prompt), "seed": seed,
+               "settings": {k: v for k, v in asdict(settings).items() if k != "seeds"},
+               "models": models_sha, "adapter": adapter_sha, "personalised": personalised}
+    return content_fingerprint(shaping, condition_files, CODE)
+
+
+def condition_files(clip) -> dict[str, Path | None]:
+    """The files a clip's motion condition is read from (their content keys the fingerprint)."""
+    return {"condition_flow_video": clip.flow_video_path, "condition_flow_npz": clip.flow_npz_path}
 
 
 def is_complete(paths: VideoPaths, expected_fingerprint: str) -> bool:
@@ -143,12 +139,13 @@ def generate_method(method: Method, prompts: list[Prompt], settings: GenerateSet
     if adapter_file is not None and not adapter_file.is_file():
         raise FileNotFoundError(f"{adapter_file}: the {method.adapter!r} adapter of method {method.id} is "
                                 f"missing; run `dvc repro train@{method.adapter}` first")
+    known: dict = {}
     if method.condition == "clip":
         unknown = sorted({p.condition for p in prompts if p.condition != "zero"})
         if unknown:  # validate before loading any model
             from dvd360.data.web360 import load_prepared
 
-            known = {clip.id for clip in load_prepared(prepared_dir).clips}
+            known = load_prepared(prepared_dir).by_id()
             missing = [c for c in unknown if c not in known]
             if missing:
                 raise KeyError(f"{prepared_dir}: prompt condition clip(s) {missing} are not in the prepared dataset")
@@ -161,7 +158,8 @@ def generate_method(method: Method, prompts: list[Prompt], settings: GenerateSet
     conditions: dict[str, tuple[torch.Tensor, list[int]]] = {}
     summaries = []
     for prompt, seed, paths in tqdm(jobs, desc=f"generate {method.id}", unit="video", disable=not progress):
-        expected = fingerprint(method, prompt, seed, settings, models_sha, adapter_sha, personalised)
+        condition = condition_files(known[prompt.condition]) if prompt.condition in known else None
+        expected = fingerprint(method, prompt, seed, settings, models_sha, adapter_sha, personalised, condition)
         if is_complete(paths, expected):
             summaries.append({"prompt_id": prompt.id, "seed": seed, "status": "skipped", "paths": paths, "seconds": 0.0})
             continue

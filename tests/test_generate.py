@@ -84,13 +84,24 @@ def test_changed_settings_make_a_video_stale(tiny_models, tmp_path):
 
 
 def test_changed_code_makes_a_video_stale(monkeypatch):
-    import dvd360.generate as generate
+    import dvd360.fingerprint
 
     method = load_methods()["A"]
     before = fingerprint(method, SEA, 0, SMALL, "models", None, None)
-    assert len(generate.code_sha()) == 64 and generate.code_sha() == generate.code_sha()
-    monkeypatch.setattr(generate, "code_sha", lambda: "edited sampler")
+    assert fingerprint(method, SEA, 0, SMALL, "models", None, None) == before
+    monkeypatch.setattr(dvd360.fingerprint, "code_sha256", lambda modules: "edited sampler")
     assert fingerprint(method, SEA, 0, SMALL, "models", None, None) != before
+
+
+def test_changed_condition_clip_bytes_make_a_video_stale(tmp_path):
+    method = load_methods()["D"]
+    flow = tmp_path / "flow.mp4"
+    flow.write_bytes(b"motion")
+    files = {"condition_flow_video": flow, "condition_flow_npz": None}
+    before = fingerprint(method, SEA, 0, SMALL, "models", "adapter", None, files)
+    assert fingerprint(method, SEA, 0, SMALL, "models", "adapter", None, files) == before
+    flow.write_bytes(b"other motion")  # same clip id and path, new dataset seed
+    assert fingerprint(method, SEA, 0, SMALL, "models", "adapter", None, files) != before
 
 
 def test_D_uses_its_adapter_and_the_clip_condition(tiny_models, prepared, tmp_path):
