@@ -32,6 +32,8 @@ def check(path: Path, csv_path: Path | None, lenient: bool, no_flows: bool) -> N
                              progress=sys.stderr.isatty())
     except Web360ValidationError as error:
         click.echo(str(error))
+        if error.passed:
+            click.echo(f"{len(error.passed)} clip(s) passed every check: {', '.join(error.passed)}")
         sys.exit(1)
     frames = sorted({clip.num_frames for clip in index.clips})
     sizes = sorted({f"{clip.height}x{clip.width}" for clip in index.clips})

@@ -128,6 +128,42 @@ def read_frames(path: str | Path, indices: Sequence[int] | None = None) -> np.nd
     return np.stack([frames[int(i)] for i in indices])
 
 
+def check_video(path: str | Path) -> VideoInfo:
+    """`probe_video(verify=True)`, then decode every frame (without keeping it): raises
+    `VideoError` naming the file for what the header cannot show (zeroed or damaged data,
+    fewer decodable frames than listed; in a folder, the first image that is unreadable or of
+    another size). Costs one decode of the video.
+    """
+    path = Path(path)
+    info = probe_video(path, verify=True)
+    if path.is_dir():
+        from PIL import Image
+
+        for file in _frame_files(path):
+            try:
+                with Image.open(file) as image:
+                    image.load()
+                    size = image.size
+            except (OSError, ValueError, Image.DecompressionBombError) as error:
+                raise VideoError(file, f"unreadable image ({error})") from error
+            if size != (info.width, info.height):
+                raise VideoError(file, f"frame of {size[0]}x{size[1]}, the folder's first frame is "
+                                       f"{info.width}x{info.height}")
+        return info
+    container = _open(path)
+    decoded = 0
+    try:
+        for _ in container.decode(container.streams.video[0]):
+            decoded += 1
+    except av.error.FFmpegError as error:
+        raise VideoError(path, f"corrupt: decoding fails after {decoded} of {info.frames} frames ({error})") from error
+    finally:
+        container.close()
+    if decoded < info.frames:
+        raise VideoError(path, f"corrupt: header lists {info.frames} frames, {decoded} decode")
+    return info
+
+
 def _read_folder(folder: Path, wanted: list[int] | None) -> tuple[dict[int, np.ndarray], int]:
     from PIL import Image
 

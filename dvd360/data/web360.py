@@ -9,9 +9,9 @@ Layout (the 360DVD release's, plus numeric flows)::
       *.csv                          captions: header `videoid,name` (name = caption), UTF-8
       metadata.json                  optional, free-form (the synthetic set's scene records)
 
-`index_web360` checks the whole folder before anything is decoded and reports every problem
-at once, each naming its file. It reads headers and demuxes packets (no decoding), so a
-folder of thousands of clips is checked at disk speed.
+`index_web360` checks the whole folder and reports every problem at once, each naming its
+file. It decodes every frame of every video and flow video (what training will read) without
+keeping them, and loads every numeric flow to check it is finite.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import zipfile
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -28,13 +30,16 @@ import numpy as np
 
 from dvd360.atomic import atomic_path, write_json, write_text
 from dvd360.data.flow_encoding import encode_flow
-from dvd360.data.video import VideoError, probe_video, write_video
+from dvd360.data.video import VideoError, check_video, write_video
+from dvd360.inputs import InputError, nonfinite_problem
 
 CAPTION_COLUMNS = ("videoid", "name")
 DEFAULT_CSV = "captions.csv"
 RELEASE_CSV = "WEB360_360TF.csv"  # the release's caption file, preferred when several exist
 INDEX_FILE = "index.json"
 FLOW_KEY = "flow"
+MAX_CSV_BYTES = 256 * 2**20  # the release's caption CSV is ~2 MiB
+FOLDER_NAME = re.compile(r"^videos_(\d+)x(\d+)x(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -50,11 +55,13 @@ class Problem:
 
 
 class Web360ValidationError(Exception):
-    """A WEB360 folder failed validation; `problems` lists every problem found."""
+    """A WEB360 folder failed validation; `problems` lists every problem found, `passed` the ids
+    of the clips that passed every check."""
 
-    def __init__(self, root: Path, problems: list[Problem]):
+    def __init__(self, root: Path, problems: list[Problem], passed: tuple[str, ...] = ()):
         self.root = Path(root)
         self.problems = problems
+        self.passed = tuple(passed)
         lines = "\n".join(f"  - {problem}" for problem in problems)
         super().__init__(f"{root}: {len(problems)} problem(s) in the WEB360 folder:\n{lines}")
 
@@ -174,9 +181,20 @@ def write_captions(path: str | Path, captions: Mapping[str, str]) -> Path:
 
 # ----------------------------------------------------------------------------- reading
 
-def _parse_captions(path: Path) -> tuple[dict[str, str], list[Problem], list[Problem]]:
-    """({videoid: caption}, file-level problems, row-level problems); never raises on content."""
+def parse_caption_csv(path: Path, column_pairs: tuple[tuple[str, str], ...] = (CAPTION_COLUMNS,)
+                      ) -> tuple[dict[str, str], list[Problem], list[Problem]]:
+    """({key: text}, file-level problems, row-level problems); never raises on content.
+
+    The first (key, text) column pair of `column_pairs` the header names is read. Checked:
+    at most `MAX_CSV_BYTES` (from the size on disk, before reading), UTF-8, CSV syntax in
+    strict mode (a stray or unterminated quote is reported on the line where its row starts),
+    every row as long as the header, keys present and unique, texts present.
+    """
     try:
+        size = path.stat().st_size
+        if size > MAX_CSV_BYTES:
+            return {}, [Problem(path, f"{size / 2**20:.1f} MiB, over the {MAX_CSV_BYTES // 2**20} MiB limit for a "
+                                      "caption CSV (checked before reading)")], []
         raw = path.read_bytes()
     except OSError as error:
         return {}, [Problem(path, f"unreadable ({error})")], []
@@ -185,20 +203,25 @@ def _parse_captions(path: Path) -> tuple[dict[str, str], list[Problem], list[Pro
     except UnicodeDecodeError as error:
         line = raw[:error.start].count(b"\n") + 1
         return {}, [Problem(path, f"not UTF-8 (line {line}, byte {error.start}: {error.reason})")], []
-    rows = csv.reader(io.StringIO(text, newline=""))
+    rows = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = [name.strip() for name in next(rows, [])]
     except csv.Error as error:
-        return {}, [Problem(path, f"unparsable header ({error})")], []
-    if not set(CAPTION_COLUMNS) <= set(header):
-        return {}, [Problem(path, f"header must name the columns {','.join(CAPTION_COLUMNS)}, "
-                                  f"got {header!r}")], []
-    id_at, name_at = header.index("videoid"), header.index("name")
+        return {}, [Problem(path, f"line 1: unparsable header ({error})")], []
+    columns = next((pair for pair in column_pairs if set(pair) <= set(header)), None)
+    if columns is None:
+        wanted = " or ".join(",".join(pair) for pair in column_pairs)
+        return {}, [Problem(path, f"header must name the columns {wanted}, got {header!r}")], []
+    id_at, name_at = header.index(columns[0]), header.index(columns[1])
     captions: dict[str, str] = {}
     problems: list[Problem] = []
+    line = 1
     try:
-        for row in rows:
-            line = rows.line_num
+        while True:
+            line = rows.line_num + 1  # where the next row starts
+            row = next(rows, None)
+            if row is None:
+                break
             if not row:
                 continue
             if len(row) != len(header):
@@ -207,17 +230,17 @@ def _parse_captions(path: Path) -> tuple[dict[str, str], list[Problem], list[Pro
                 continue
             clip_id, caption = row[id_at].strip(), row[name_at].strip()
             if not clip_id:
-                problems.append(Problem(path, f"line {line}: empty videoid"))
+                problems.append(Problem(path, f"line {line}: empty {columns[0]}"))
             elif clip_id in captions:
-                problems.append(Problem(path, f"line {line}: videoid {clip_id} repeated", clip_id))
+                problems.append(Problem(path, f"line {line}: {columns[0]} {clip_id} repeated", clip_id))
             else:
                 captions[clip_id] = caption
                 if not caption:
-                    problems.append(Problem(path, f"line {line}: empty caption for clip {clip_id}",
-                                            clip_id))
+                    problems.append(Problem(path, f"line {line}: empty caption for clip {clip_id}", clip_id))
     except csv.Error as error:
-        problems.append(Problem(path, f"line {rows.line_num}: unparsable ({error}); rows after it "
-                                      "were not read"))
+        reason = ("a quote opened in this row is never closed" if "unexpected end of data" in str(error)
+                  else f"CSV syntax error: {error}")
+        problems.append(Problem(path, f"line {line}: {reason}; this row and the rows after it were not read"))
     return captions, [], problems
 
 
@@ -228,20 +251,41 @@ def read_captions(path: str | Path) -> dict[str, str]:
     header, malformed rows, empty ids or captions, repeated ids.
     """
     path = Path(path)
-    captions, file_problems, row_problems = _parse_captions(path)
+    captions, file_problems, row_problems = parse_caption_csv(path)
     if file_problems or row_problems:
         raise Web360ValidationError(path, file_problems + row_problems)
     return captions
 
 
-def _npz_shape(path: Path) -> tuple[int, ...]:
-    """Shape of the `flow` array of an npz, read from its header without loading the data."""
-    with zipfile.ZipFile(path) as archive, archive.open(f"{FLOW_KEY}.npy") as member:
-        major, _ = np.lib.format.read_magic(member)
-        read_header = (np.lib.format.read_array_header_1_0 if major == 1
-                       else np.lib.format.read_array_header_2_0)
-        shape, _, _ = read_header(member)
-    return tuple(shape)
+def load_flow_npz(path: str | Path) -> np.ndarray:
+    """The `flow` array of a numeric flow file, float32 (F, H, W, 2) pixels, every value finite.
+
+    Raises InputError naming the file: not an npz archive, damaged (every member is
+    decompressed, so a truncated or zeroed archive shows), no `flow` array, not real numbers,
+    not (F, H, W, 2), NaN/inf (how many, in which frames).
+    """
+    path = Path(path)
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise InputError(path, "a bare .npy array, not an npz archive holding a 'flow' array")
+        with archive:
+            if FLOW_KEY not in archive.files:
+                raise InputError(path, f"no '{FLOW_KEY}' array (has {', '.join(archive.files) or 'nothing'})")
+            flow = archive[FLOW_KEY]
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as error:
+        if isinstance(error, InputError):
+            raise
+        raise InputError(path, f"unreadable npz, truncated or damaged? ({error or type(error).__name__})") from None
+    if not (np.issubdtype(flow.dtype, np.floating) or np.issubdtype(flow.dtype, np.integer)):
+        raise InputError(path, f"flow values are {flow.dtype}, not real numbers (pixels)")
+    if flow.ndim != 4 or flow.shape[-1] != 2 or 0 in flow.shape:
+        raise InputError(path, f"flow array must be (F, H, W, 2) with F, H, W > 0, got {flow.shape}")
+    flow = flow.astype(np.float32)
+    problem = nonfinite_problem(flow)
+    if problem:
+        raise InputError(path, problem)
+    return flow
 
 
 def _find_csv(root: Path, csv_path: str | Path | None) -> tuple[Path | None, list[Problem]]:
@@ -266,6 +310,8 @@ def _find_folders(root: Path, require_flows: bool) -> tuple[Path | None, Path | 
     if len(videos) > 1:
         return None, None, [Problem(root, f"several video folders ({', '.join(p.name for p in videos)}); "
                                           "keep one per WEB360 root")]
+    if not FOLDER_NAME.match(videos[0].name):
+        return None, None, [Problem(videos[0], "folder name must be videos_{H}x{W}x{N} (height, width, frames)")]
     flows = root / ("flows_" + videos[0].name[len("videos_"):])
     if not flows.is_dir():
         if require_flows:
@@ -275,9 +321,9 @@ def _find_folders(root: Path, require_flows: bool) -> tuple[Path | None, Path | 
 
 
 def _probe(path: Path, clip_id: str, problems: list[Problem]):
-    """probe_video(verify=True), or None with the problem recorded."""
+    """check_video (every frame decoded), or None with the problem recorded."""
     try:
-        return probe_video(path, verify=True)
+        return check_video(path)
     except VideoError as error:
         problems.append(Problem(error.path, error.problem, clip_id))
         return None
@@ -285,12 +331,17 @@ def _probe(path: Path, clip_id: str, problems: list[Problem]):
 
 def _check_clip(clip_id: str, caption: str, video: Path,
                 flows: Path | None) -> tuple[Clip | None, list[Problem]]:
-    """Every problem of one clip's files (each checked even when another is bad)."""
+    """Every problem of one clip's files (each checked even when another is bad), against the
+    size and frame count its folder's name `videos_{H}x{W}x{N}` declares."""
     problems: list[Problem] = []
+    height, width, frames = map(int, FOLDER_NAME.match(video.parent.name).groups())
     info = _probe(video, clip_id, problems)
     if info is not None and info.width != 2 * info.height:
         problems.append(Problem(video, f"not a 2:1 equirectangular frame: {info.width}x{info.height} "
                                        "(W x H)", clip_id))
+    if info is not None and (info.frames, info.height, info.width) != (frames, height, width):
+        problems.append(Problem(video, f"{info.frames} frame(s) of {info.height}x{info.width} (HxW), its folder "
+                                       f"{video.parent.name} declares {frames} of {height}x{width}", clip_id))
     flow_video = flows / f"{clip_id}.mp4" if flows is not None else None
     if flow_video is not None and not flow_video.is_file():
         problems.append(Problem(flow_video, f"missing flow for video {video.name}", clip_id))
@@ -307,9 +358,9 @@ def _check_clip(clip_id: str, caption: str, video: Path,
     npz = flows / f"{clip_id}.npz" if flows is not None else None
     if npz is not None and npz.is_file():
         try:
-            shape = _npz_shape(npz)
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
-            problems.append(Problem(npz, f"unreadable numeric flow ({error})", clip_id))
+            shape = load_flow_npz(npz).shape
+        except InputError as error:
+            problems.append(Problem(npz, f"numeric flow: {error.problem}", clip_id))
         else:
             if info is not None and shape != (info.frames, info.height, info.width, 2):
                 problems.append(Problem(npz, f"flow array {shape} does not match the video "
@@ -328,12 +379,12 @@ def index_web360(root: str | Path, csv: str | Path | None = None, lenient: bool 
     Checked: the folders and caption CSV exist; the CSV is UTF-8 with a `videoid,name`
     header and well-formed rows; every video has a caption and every caption a video;
     captions are non-empty and unique (whitespace and case aside; the first clip by id
-    keeps a repeated caption); every video is readable, complete (all the packets its
-    header lists are present) and 2:1; every video has a flow video with the same frame
-    count and size (`require_flows=False` accepts a root without any flows folder, e.g. a
-    download whose flows are made later; a flows folder, once there, must be complete);
-    a numeric npz flow, if
-    present, has shape (N, H, W, 2). Folder-level problems (no folders, an unreadable CSV)
+    keeps a repeated caption); every video is complete (all the packets its header lists
+    are present), decodes frame by frame, is 2:1 and has the frame count and size its folder
+    name `videos_{H}x{W}x{N}` declares; every video has a flow video that decodes, with the
+    same frame count and size (`require_flows=False` accepts a root without any flows
+    folder, e.g. a download whose flows are made later; a flows folder, once there, must be
+    complete); a numeric npz flow, if present, is (N, H, W, 2) real and finite. Folder-level problems (no folders, an unreadable CSV)
     always raise `Web360ValidationError`; clip-level ones raise by default, or with
     `lenient=True` the bad clips are skipped and listed in `Web360Index.skipped`.
     """
@@ -347,7 +398,7 @@ def index_web360(root: str | Path, csv: str | Path | None = None, lenient: bool 
     fatal += folder_problems
     captions, row_problems = {}, []
     if csv_path is not None:
-        captions, file_problems, row_problems = _parse_captions(csv_path)
+        captions, file_problems, row_problems = parse_caption_csv(csv_path)
         fatal += file_problems
     captions_known = csv_path is not None and not fatal
     problems = list(row_problems)
@@ -379,7 +430,8 @@ def index_web360(root: str | Path, csv: str | Path | None = None, lenient: bool 
         if clip is not None and not found and not flagged and captions_known:
             clips.append(clip)
     if fatal or (problems and not lenient) or not clips:
-        raise Web360ValidationError(root, fatal + problems or [Problem(root, "no valid clips")])
+        raise Web360ValidationError(root, fatal + problems or [Problem(root, "no valid clips")],
+                                    passed=tuple(clip.id for clip in clips))
     return Web360Index(root=root, clips=clips, skipped=problems, csv_path=csv_path)
 
 

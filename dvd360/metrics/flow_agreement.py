@@ -33,6 +33,10 @@ def _check(estimated, reference) -> tuple[torch.Tensor, torch.Tensor]:
     ref = torch.as_tensor(np.asarray(reference, dtype=np.float32))
     if est.shape != ref.shape or est.dim() != 4 or est.shape[-1] != 2 or est.shape[0] < 2:
         raise ValueError(f"flows must both be (F >= 2, H, W, 2); got {tuple(est.shape)} and {tuple(ref.shape)}")
+    for name, flow in (("estimated", est), ("reference", ref)):
+        bad = int((~torch.isfinite(flow)).sum())
+        if bad:  # a NaN/inf would turn a metric into NaN or a fake 0, never an honest figure
+            raise ValueError(f"the {name} flow holds {bad} non-finite value(s)")
     return est[:-1].double(), ref[:-1].double()
 
 
