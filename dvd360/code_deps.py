@@ -4,14 +4,19 @@ One answer for two users: the code part of every content fingerprint (`dvd360.fi
 and the code dependencies of every DVC stage (dvc.yaml, checked by tests/test_code_deps.py).
 Imports are read from the syntax tree (`ast`), including those inside functions, so a module
 imported lazily counts too; importing `dvd360.a.b` also runs `dvd360/__init__.py` and
-`dvd360/a/__init__.py`, which therefore count as well. Print a stage's list with::
+`dvd360/a/__init__.py`, which therefore count as well. Print a stage's list, check dvc.yaml,
+or rewrite the code deps of every dvc.yaml stage (other deps are kept as written) with::
 
     python -m dvd360.code_deps pipelines/train.py
+    python -m dvd360.code_deps --check     # exit 1 listing the stages out of date
+    python -m dvd360.code_deps --write
 """
 
 from __future__ import annotations
 
+import argparse
 import ast
+import re
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -106,10 +111,65 @@ def stage_code_deps(script: str | Path) -> list[str]:
     return [Path(script).as_posix()] + [p.relative_to(root).as_posix() for p in module_sources([Path(script)])]
 
 
+STAGE_SCRIPT = re.compile(r"python (pipelines/\w+\.py)")
+
+
+def is_code_dep(dep: str) -> bool:
+    """A dependency that names Python source (a stage script or a dvd360 module)."""
+    return dep.endswith(".py") and (dep.startswith("pipelines/") or dep.startswith(f"{PACKAGE}/"))
+
+
+def stage_bodies(dvc_yaml: dict) -> dict[str, dict]:
+    """{stage name: the mapping holding its cmd and deps} (`do:` for foreach stages)."""
+    return {name: stage.get("do", stage) for name, stage in dvc_yaml["stages"].items()}
+
+
+def expected_deps(body: dict) -> list[str] | None:
+    """A stage's deps with its code deps derived from its script's imports; None without a script."""
+    found = STAGE_SCRIPT.search(str(body["cmd"]))
+    if found is None:
+        return None
+    others = [str(dep) for dep in body.get("deps", []) if not is_code_dep(str(dep))]
+    return stage_code_deps(found.group(1)) + others
+
+
+def sync_dvc_yaml(path: str | Path = "dvc.yaml", write: bool = False) -> list[str]:
+    """The stages of `path` whose code deps differ from their script's imports; rewritten in
+    place (comments and order kept) when `write`."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    yaml.width = 4096
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    path = Path(path)
+    data = yaml.load(path.read_text(encoding="utf-8"))
+    stale = []
+    for name, body in stage_bodies(data).items():
+        expected = expected_deps(body)
+        if expected is not None and [str(d) for d in body.get("deps", [])] != expected:
+            stale.append(name)
+            body["deps"] = expected
+    if write and stale:
+        with path.open("w", encoding="utf-8") as handle:
+            yaml.dump(data, handle)
+    return stale
+
+
 def main(argv: list[str] | None = None) -> int:
-    for script in argv if argv is not None else sys.argv[1:]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("scripts", nargs="*", help="stage scripts whose code deps to print")
+    parser.add_argument("--check", action="store_true", help="fail if dvc.yaml's code deps are out of date")
+    parser.add_argument("--write", action="store_true", help="rewrite dvc.yaml's code deps")
+    args = parser.parse_args(argv)
+    for script in args.scripts:
         for dep in stage_code_deps(script):
             print(f"- {dep}")
+    if args.check or args.write:
+        stale = sync_dvc_yaml(write=args.write)
+        verb = "rewrote" if args.write else "out of date"
+        for name in stale:
+            print(f"dvc.yaml stage {name}: code deps {verb}")
+        return 1 if stale and args.check else 0
     return 0
 
 

@@ -3,7 +3,8 @@
 A method is a composition of: the panorama LoRA (off, or on at a weight), latent rotation,
 circular padding, a trained 360-Adapter variant (read from
 `data/adapters/{variant}/adapter.safetensors`) and which motion condition it gets (`clip`: the
-prompt's dataset clip, `zero`: none). Both files are validated on load; every error names the
+prompt's dataset clip, `zero`: none). The methods file also lists the trained adapter variants
+(`load_variants`); dvc.yaml's `foreach` reads both lists from it. Both files are validated on load; every error names the
 file and lists what is allowed.
 """
 
@@ -17,9 +18,10 @@ import yaml
 
 from dvd360.config import repo_root
 
-ADAPTER_VARIANTS = ("full", "no_360tf", "no_pseudo3d", "no_latloss")
 CONDITIONS = ("clip", "zero")
-METHOD_KEYS = ("label", "description", "lora", "latent_rotation", "circular_padding", "adapter", "condition")
+METHOD_KEYS = ("label", "description", "lora", "latent_rotation", "circular_padding", "adapter", "condition",
+               "deps")
+VARIANT_KEYS = ("captions", "temporal", "latitude_loss")  # the TrainConfig settings a variant may change
 PROMPT_KEYS = ("id", "text", "condition")
 ADAPTER_FILE = "adapter.safetensors"
 
@@ -75,7 +77,31 @@ def _check_keys(where: str, entry: Any, allowed: tuple[str, ...]) -> list[str]:
     return problems
 
 
-def _method(method_id: str, entry: dict[str, Any]) -> tuple[Method | None, list[str]]:
+def methods_file() -> Path:
+    """`eval/methods.yaml` of the repository: the one list of methods and training variants."""
+    return repo_root() / "eval" / "methods.yaml"
+
+
+def load_variants(path: str | Path | None = None) -> dict[str, dict[str, Any]]:
+    """The trained adapter variants of `eval/methods.yaml` (or `path`): {name: settings it changes}."""
+    path = Path(path) if path is not None else methods_file()
+    variants, problems = _read_yaml(path, "variants"), []
+    if "full" not in variants:
+        problems.append("variants: `full` (360DVD as published) is missing")
+    for name, changes in variants.items():
+        changes = {} if changes is None else changes
+        if not isinstance(changes, dict):
+            problems.append(f"variant {name}: expected a mapping of settings, got {changes!r}")
+            continue
+        problems += [f"variant {name}: unknown setting {key!r} (known: {', '.join(VARIANT_KEYS)})"
+                     for key in changes if key not in VARIANT_KEYS]
+        variants[name] = changes
+    if problems:
+        raise BenchmarkFileError(f"{path}: invalid variants:\n  " + "\n  ".join(problems))
+    return {str(name): dict(changes) for name, changes in variants.items()}
+
+
+def _method(method_id: str, entry: dict[str, Any], variants: dict[str, dict]) -> tuple[Method | None, list[str]]:
     problems = _check_keys(f"method {method_id}", entry, METHOD_KEYS)
     if problems:
         return None, problems
@@ -86,9 +112,13 @@ def _method(method_id: str, entry: dict[str, Any]) -> tuple[Method | None, list[
     for key in ("latent_rotation", "circular_padding"):
         if not isinstance(entry[key], bool):
             problems.append(f"method {method_id}: {key} must be true or false, got {entry[key]!r}")
-    if entry["adapter"] is not None and entry["adapter"] not in ADAPTER_VARIANTS:
+    if entry["adapter"] is not None and entry["adapter"] not in variants:
         problems.append(f"method {method_id}: adapter {entry['adapter']!r} is not a trained variant "
-                        f"(known: null, {', '.join(ADAPTER_VARIANTS)})")
+                        f"(known: null, {', '.join(variants)})")
+    expected_deps = "data/models" if entry["adapter"] is None else f"data/adapters/{entry['adapter']}"
+    if entry["deps"] != expected_deps:
+        problems.append(f"method {method_id}: deps must be {expected_deps!r} (its adapter's folder, or "
+                        f"data/models without one), got {entry['deps']!r}")
     if entry["condition"] not in CONDITIONS:
         problems.append(f"method {method_id}: condition {entry['condition']!r} (known: {', '.join(CONDITIONS)})")
     elif entry["condition"] == "clip" and entry["adapter"] is None:
@@ -106,10 +136,11 @@ def _method(method_id: str, entry: dict[str, Any]) -> tuple[Method | None, list[
 
 def load_methods(path: str | Path | None = None) -> dict[str, Method]:
     """All methods of `eval/methods.yaml` (or `path`), validated, in file order."""
-    path = Path(path) if path is not None else repo_root() / "eval" / "methods.yaml"
+    path = Path(path) if path is not None else methods_file()
     methods, problems = {}, []
+    variants = load_variants(path)
     for method_id, entry in _read_yaml(path, "methods").items():
-        method, found = _method(str(method_id), entry)
+        method, found = _method(str(method_id), entry, variants)
         problems += found
         if method is not None:
             methods[method.id] = method

@@ -19,8 +19,6 @@ from dvd360.data.web360 import load_prepared
 from dvd360.provenance import versions
 from dvd360.tracking import log_artifact, log_metrics, stage_run
 
-OUT = Path("data/captions")
-PROGRESS = Path("data/checkpoints/caption/progress.jsonl")
 
 
 def make_captioner(settings: dict, root: Path):
@@ -34,28 +32,30 @@ def make_captioner(settings: dict, root: Path):
 def main() -> int:
     params = load_params()
     settings = stage_params("caption", params)
-    index = load_prepared(settings.get("prepared_dir", "data/web360"))
+    paths = params["paths"]
+    out, progress = Path(paths["captions"]), Path(paths["checkpoints"]) / "caption" / "progress.jsonl"
+    index = load_prepared(paths["web360"])
     captioner = make_captioner(settings, index.root)
     fuser_name, fuse = make_fuser()
     identity = {"captioner": captioner.name, "fuser": fuser_name, "view_size": settings["view_size"]}
     inputs = {"scene_metadata": index.root / "metadata.json"} if settings["captioner"] == "landmarks" else {}
     with stage_run("caption", profile=params["profile"], params={**settings, "fuser": fuser_name}):
-        result = caption_clips(index.clips, captioner, fuse, PROGRESS, identity, view_size=settings["view_size"],
+        result = caption_clips(index.clips, captioner, fuse, progress, identity, view_size=settings["view_size"],
                                inputs=inputs)
         if not result.records:
             print(f"caption: every clip failed: {result.failures}", file=sys.stderr)
             return 1
-        paths = write_caption_csvs(result.records, OUT)
-        report = write_json(OUT / "report.json", {
+        csvs = write_caption_csvs(result.records, out)
+        report = write_json(out / "report.json", {
             **identity, "clips": len(result.records), "resumed": result.resumed,
             "failures": result.failures, "records": result.records, "versions": versions()})
         log_metrics({"clips_captioned": len(result.records), "clips_failed": len(result.failures)})
-        for path in (*paths.values(), report):
+        for path in (*csvs.values(), report):
             log_artifact(path, "captions")
     for failure in result.failures:
         print(f"caption: clip {failure['videoid']} failed ({failure['video']}): {failure['error']}", file=sys.stderr)
     print(f"caption: {len(result.records)} clips ({result.resumed} resumed), {len(result.failures)} failed "
-          f"-> {OUT}/fused.csv, {OUT}/erp.csv (fuser: {fuser_name})")
+          f"-> {out}/fused.csv, {out}/erp.csv (fuser: {fuser_name})")
     return 0
 
 

@@ -18,14 +18,15 @@ from dvd360.training.conditions import prepare_conditions
 def main() -> int:
     params = load_params()
     settings = stage_params("flow", params)
-    index = load_prepared(settings.get("prepared_dir", "data/web360"))
+    paths = params["paths"]
+    index = load_prepared(paths["web360"])
     with stage_run("flow", profile=params["profile"], params=settings):
-        result = prepare_conditions(index.clips, settings.get("out_dir", "data/flows"), source=settings["source"],
+        result = prepare_conditions(index.clips, paths["flows"], source=settings["source"],
                                     method=settings["method"], max_frames=settings.get("max_frames"))
         log_metrics({**result["counts"], "failed": len(result["failures"])})
     for failure in result["failures"]:
         print(f"flow: clip {failure['videoid']} failed ({failure['video']}): {failure['error']}", file=sys.stderr)
-    print(f"flow: {result['counts']} ({len(result['failures'])} failed) -> data/flows/index.json")
+    print(f"flow: {result['counts']} ({len(result['failures'])} failed) -> {paths['flows']}/index.json")
     return 0 if result["clips"] else 1
 
 

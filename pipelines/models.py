@@ -17,14 +17,11 @@ from dvd360.config import load_params, repo_root, stage_params
 from dvd360.models.materialize import MissingPiecesError, build_tiny, check_paper_sources, materialize_paper
 from dvd360.tracking import log_artifact, log_metrics, stage_run
 
-OUT_DIR = "data/models"
-
-
 def main() -> int:
     params = load_params()
     profile = params["profile"]
     settings = stage_params("models", params)
-    out = repo_root() / OUT_DIR
+    out = repo_root() / params["paths"]["models"]
     if profile == "paper":
         try:
             check_paper_sources(settings)  # before any MLflow run or copying

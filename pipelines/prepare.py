@@ -22,7 +22,6 @@ from dvd360.data.web360 import (INDEX_FILE, Web360ValidationError, dataset_stati
                                 save_index)
 from dvd360.tracking import log_artifact, log_metrics, stage_run
 
-OUT_DIR = "data/web360"
 PREVIEW_FILE = "preview.mp4"
 WHERE_TO_GET_WEB360 = """\
 WEB360 was not found at {path}.
@@ -70,7 +69,7 @@ def main() -> int:
     params = load_params()
     profile = params["profile"]
     settings = stage_params("prepare", params)
-    out = repo_root() / OUT_DIR
+    out = repo_root() / params["paths"]["web360"]
     index = index_download(settings) if profile == "paper" else None
     with stage_run("prepare", profile=profile, params=settings):
         with atomic_dir(out) as tmp:
@@ -89,7 +88,7 @@ def main() -> int:
     for problem in index.skipped:
         print(f"prepare: skipped: {problem}", file=sys.stderr)
     print(f"prepare: {statistics['clips']} clips, {statistics['frames_total']} frames, "
-          f"mean flow {statistics['mean_flow_px']:.2f} px -> {OUT_DIR}/{INDEX_FILE}")
+          f"mean flow {statistics['mean_flow_px']:.2f} px -> {out}/{INDEX_FILE}")
     return 0
 
 

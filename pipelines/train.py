@@ -15,13 +15,14 @@ import sys
 from contextlib import nullcontext
 
 from dvd360.config import load_params, stage_params
-from dvd360.training.config import VARIANTS, TrainConfig
+from dvd360.methods import load_variants
+from dvd360.training.config import TrainConfig
 from dvd360.training.trainer import make_accelerator, train
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variant", required=True, choices=sorted(VARIANTS))
+    parser.add_argument("--variant", required=True, choices=sorted(load_variants()))
     args = parser.parse_args(argv)
     params = load_params()
     config = TrainConfig.for_variant(args.variant, stage_params("train", params))

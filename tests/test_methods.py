@@ -69,6 +69,7 @@ def test_unknown_method_lists_the_known_ones():
     (lambda m: m["A"].update(condition="clip"), "method A: condition clip needs an adapter"),
     (lambda m: m["B"].update(lora={"weight": "high"}), "lora must be null or"),
     (lambda m: m["C"].update(latent_rotation="yes"), "latent_rotation must be true or false"),
+    (lambda m: m["D"].update(deps="data/models"), "method D: deps must be 'data/adapters/full'"),
 ])
 def test_invalid_methods_are_refused(tmp_path, change, message):
     data = _methods_data()
@@ -77,6 +78,19 @@ def test_invalid_methods_are_refused(tmp_path, change, message):
     with pytest.raises(BenchmarkFileError, match=message) as error:
         load_methods(path)
     assert str(path) in str(error.value)
+
+
+def test_variants_are_one_list_for_the_code_and_dvc(tmp_path):
+    from dvd360.methods import load_variants
+
+    variants = load_variants()
+    assert variants == {"full": {}, "no_360tf": {"captions": "erp"}, "no_pseudo3d": {"temporal": False},
+                        "no_latloss": {"latitude_loss": False}}
+    assert {m.adapter for m in load_methods().values()} - {None} <= set(variants)
+    data = _methods_data()
+    data["variants"]["no_lr"] = {"lr": 1.0}
+    with pytest.raises(BenchmarkFileError, match=r"variant no_lr: unknown setting 'lr' \(known: captions"):
+        load_variants(_write(tmp_path, data))
 
 
 def test_invalid_prompts_are_refused(tmp_path):

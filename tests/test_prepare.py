@@ -25,7 +25,7 @@ def load_stage():
 
 def use_params(folder: Path, monkeypatch, profile: str, **section) -> None:
     """A repository root of its own (params.yaml) so outputs and artifacts stay in tmp."""
-    params = {"profile": profile, "prepare": {profile: section}}
+    params = {"profile": profile, "paths": {"web360": "data/web360"}, "prepare": {profile: section}}
     (folder / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
     monkeypatch.chdir(folder)
 

@@ -1,4 +1,5 @@
-"""Training settings (one dataclass) and the four trained variants of the paper's ablation (Fig. 8)."""
+"""Training settings (one dataclass); the trained variants of the paper's ablation (Fig. 8) and
+what each changes are listed in eval/methods.yaml (`dvd360.methods.load_variants`)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-# What each variant changes relative to `full` (360DVD as published).
-VARIANTS: dict[str, dict[str, Any]] = {
-    "full": {},
-    "no_360tf": {"captions": "erp"},          # direct whole-ERP captions instead of 360 Text Fusion
-    "no_pseudo3d": {"temporal": False},       # adapter without its temporal (3,1,1) convolutions
-    "no_latloss": {"latitude_loss": False},   # plain MSE instead of the latitude-aware loss
-}
+from dvd360.methods import load_variants
 
 # Settings that change neither the result of a step nor the data order: a checkpoint written
 # under other values of these may be resumed.
@@ -64,8 +59,9 @@ class TrainConfig:
     overfit_batches: int = 0                      # > 0: repeat the first k batches (a fit check)
 
     def __post_init__(self):
-        if self.variant not in VARIANTS:
-            raise ValueError(f"unknown variant {self.variant!r}; known: {', '.join(VARIANTS)}")
+        variants = load_variants()
+        if self.variant not in variants:
+            raise ValueError(f"unknown variant {self.variant!r}; known: {', '.join(variants)}")
         if self.captions not in ("fused", "erp", "dataset"):
             raise ValueError(f"captions must be fused, erp or dataset, got {self.captions!r}")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
@@ -80,14 +76,15 @@ class TrainConfig:
     @classmethod
     def for_variant(cls, variant: str, settings: Mapping[str, Any]) -> "TrainConfig":
         """Stage settings, then the variant's changes, then per-variant output folders."""
-        if variant not in VARIANTS:
-            raise ValueError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
+        variants = load_variants()
+        if variant not in variants:
+            raise ValueError(f"unknown variant {variant!r}; known: {', '.join(variants)}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(settings) - known)
         if unknown:
             raise ValueError(f"unknown training settings: {', '.join(unknown)}")
         values = {"out_dir": f"data/adapters/{variant}", "checkpoint_dir": f"data/checkpoints/train-{variant}",
-                  "report_dir": f"reports/train/{variant}", **settings, **VARIANTS[variant], "variant": variant}
+                  "report_dir": f"reports/train/{variant}", **settings, **variants[variant], "variant": variant}
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
