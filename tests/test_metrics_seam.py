@@ -1,4 +1,5 @@
-"""Seam metrics on known answers: an independent EC, a seamless clip, a 180-degree roll, a cut."""
+"""Seam metrics on known answers: an independent EC, a seamless clip, a 180-degree roll, a cut;
+the codec-matched seam ratio on seamless and cut videos through H.264."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import numpy as np
 import pytest
 
 from dvd360.metrics.flow_agreement import rigid_rotation_clip
-from dvd360.metrics.seam import end_continuity, seam_metrics, seam_ratio
+from dvd360.data.video import read_frames, write_video
+from dvd360.metrics.seam import end_continuity, seam_metrics, seam_ratio, seam_ratio_codec
 
 
 @pytest.fixture(scope="module")
@@ -71,3 +73,61 @@ def test_content_cut_at_the_seam_has_seam_ratio_at_least_three(seamless_clips):
         assert scores["seam_ratio"] >= 3
         assert scores["seam_ratio_coslat"] >= 3
         assert scores["end_continuity"] > 3 * seam_metrics(frames)["end_continuity"]
+
+
+def _periodic_texture(frames: int, height: int, pan_px: float, seed: int = 0) -> np.ndarray:
+    """A seamless 2:1 video written without dvd360: 32 sinusoids per channel with whole numbers of
+    periods across the width (so column W-1 continues into column 0), panning `pan_px` px/frame."""
+    width = 2 * height
+    rng = np.random.default_rng(seed)
+    kx = rng.integers(1, width // 4, size=(32, 3))
+    ky, phase = rng.uniform(0.5, height / 4, size=(32, 3)), rng.uniform(0, 2 * np.pi, size=(32, 3))
+    x, y = np.arange(width)[None, :, None, None], ((np.arange(height) + 0.5) / height)[:, None, None, None]
+    video = np.stack([(np.sin(2 * np.pi * kx * (x - pan_px * t) / width + 2 * np.pi * ky * y + phase)
+                       / np.sqrt(kx)).sum(axis=-2) for t in range(frames)])
+    video = (video - video.min()) / (video.max() - video.min())
+    return (video * 255).round().astype(np.uint8)
+
+
+def _cut_off_grid(frames: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Columns [0, W/2 + 5) of one seamless video and the rest of another: a cut at the seam (and
+    one interior cut at a column that is not on the 16-pixel block grid)."""
+    c = frames.shape[2] // 2 + 5
+    return np.concatenate([frames[:, :, :c], other[:, :, c:]], axis=2)
+
+
+def test_seam_ratio_codec_is_ec_over_block_edge_pairs():
+    rng = np.random.default_rng(2)
+    video = rng.integers(0, 256, size=(2, 4, 48, 3), dtype=np.uint8).astype(int)
+    # Independent: the pairs (15, 16) and (31, 32) by explicit loops.
+    edges = [abs(video[f, i, j, c] - video[f, i, j - 1, c]) for f in range(2) for i in range(4)
+             for j in (16, 32) for c in range(3)]
+    seam = [abs(video[f, i, 47, c] - video[f, i, 0, c]) for f in range(2) for i in range(4) for c in range(3)]
+    assert seam_ratio_codec(video.astype(np.uint8)) == pytest.approx(np.mean(seam) / np.mean(edges), rel=1e-12)
+    scores = seam_metrics(video.astype(np.uint8))
+    assert scores["seam_ratio_codec"] == pytest.approx(np.mean(seam) / np.mean(edges), rel=1e-12)
+    assert "seam_ratio_codec_coslat" in scores
+    assert math.isnan(seam_ratio_codec(video[:, :, :40].astype(np.uint8)))  # W not a multiple of 16
+
+
+@pytest.mark.parametrize("height", [64, 128])
+def test_seam_ratio_codec_of_seamless_and_cut_videos_through_h264(tmp_path, height):
+    # Measured (64x128 | 128x256), seam_ratio_codec at crf 18 / 23 / 28:
+    #   still texture 0.87 / 0.87 / 1.05 | 0.98 / 0.96 / 1.03 (plain seam_ratio 1.08-1.44)
+    #   panning 1.37 px/frame 0.97 / 1.13 / 1.36 | 1.07 / 1.23 / 1.55 (plain 1.18-1.83): content
+    #   entering at a picture edge is predicted from edge-replicated pixels, no interior pair is.
+    #   a cut between two textured-sphere clips (seeds 0-2): 4.1-6.5 | 7.2-11.4 (raw: 8-23).
+    still, pan = _periodic_texture(6, height, 0.0), _periodic_texture(6, height, 1.37)
+    cut = _cut_off_grid(*(rigid_rotation_clip(height, 2 * height, 6, seed=seed)[0] for seed in (1, 11)))
+    for crf in (18, 23, 28):
+        decoded = {name: read_frames(write_video(tmp_path / f"{name}.mp4", video, crf=crf))
+                   for name, video in (("still", still), ("pan", pan), ("cut", cut))}
+        scores = {name: seam_metrics(video) for name, video in decoded.items()}
+        assert 0.8 <= scores["still"]["seam_ratio_codec"] <= 1.25, crf
+        assert 0.8 <= scores["still"]["seam_ratio_codec_coslat"] <= 1.25, crf
+        if crf == 18:
+            assert 0.8 <= scores["pan"]["seam_ratio_codec"] <= 1.25
+        for name in ("still", "pan"):  # the codec's block and chroma edges no longer count against the seam
+            assert scores[name]["seam_ratio_codec"] < scores[name]["seam_ratio"] - 0.15, (name, crf)
+        assert scores["cut"]["seam_ratio_codec"] >= 3, crf
+        assert scores["cut"]["seam_ratio_codec_coslat"] >= 3, crf

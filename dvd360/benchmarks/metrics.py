@@ -60,7 +60,7 @@ def run(frames: int, height: int, width: int, device: str, tiny: bool, flow_meth
     rows["frame_consistency (erp + views, from embeddings)"], _ = _timed(
         lambda: (frame_consistency(erp[0]), frame_consistency(views)), device, repeats)
     cpu = torch.device("cpu")
-    rows["seam (EC, SR, both row weightings)"], _ = _timed(lambda: seam_metrics(video), cpu, repeats)
+    rows["seam (EC, SR, SR codec, both row weightings)"], _ = _timed(lambda: seam_metrics(video), cpu, repeats)
     rows[f"flow estimation ({flow_method}, wrap-aware, CPU, {flow_workers or 'all'} worker(s))"], estimated = _timed(
         lambda: estimate_flow(video, flow_method, workers=flow_workers), cpu, max(1, repeats // 2))
     rows["flow agreement (EPE + direction, CPU)"], agreement = _timed(

@@ -1,10 +1,17 @@
 """Video files in and out: mp4/gif/folders of frames read as uint8 RGB, H.264 mp4 written.
 
 Frames are numpy uint8 arrays (F, H, W, 3), RGB. Reading and writing go through PyAV
-(FFmpeg's libraries; its wheels ship libx264). Written files are H.264 High, yuv420p
-(BT.601, limited range), `+faststart` (the index first), so browsers play them, and the
-bytes depend only on the frames, fps and encoder settings: single-threaded x264, FFmpeg's
-bit-exact mode (no library version strings), no creation times.
+(FFmpeg's libraries; its wheels ship libx264). Two kinds of mp4 are written, both with
+`+faststart` (the index first) and bytes that depend only on the frames, fps and encoder
+settings (single-threaded x264, FFmpeg's bit-exact mode: no library version strings, no
+creation times):
+
+- browser (the default): H.264 High, yuv420p (BT.601, limited range), `crf` quality. Every
+  browser plays it; chroma is halved and blocks are quantised, which adds a seam at the ERP
+  edge (seam ratio 1.4-1.8 for seamless content at crf 18-28, see `metrics.seam`).
+- lossless: H.264 High 4:4:4 Predictive in RGB (libx264rgb, qp 0): decodes to the very
+  frames written, so a seamless render stays seamless as stored. Browsers do not all play
+  it: it is for data that is read back and scored (the synthetic dataset), not for viewing.
 """
 
 from __future__ import annotations
@@ -222,11 +229,13 @@ def _to_frames(path: Path, frames: Iterable[np.ndarray] | np.ndarray) -> np.ndar
     return array
 
 
-def write_video(path: str | Path, frames: np.ndarray, fps: float = 8, crf: int = DEFAULT_CRF) -> Path:
+def write_video(path: str | Path, frames: np.ndarray, fps: float = 8, crf: int = DEFAULT_CRF,
+                lossless: bool = False) -> Path:
     """Write uint8 (F, H, W, 3) RGB frames (even H, W) as H.264 mp4, atomically.
 
-    `crf` is x264's constant rate factor (0 lossless luma, 18 near-transparent, 23 default).
-    The same frames, fps and crf give byte-identical files on the same PyAV/FFmpeg build.
+    Browser-playable yuv420p at x264's constant rate factor `crf` (18 near-transparent, 23
+    x264's default), or with `lossless=True` RGB 4:4:4 at qp 0 (bit-exact, `crf` unused).
+    The same frames, fps and settings give byte-identical files on the same PyAV/FFmpeg build.
     """
     path = Path(path)
     array = _to_frames(path, frames)
@@ -235,11 +244,12 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 8, crf: int =
         try:
             with av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
                 container.flags |= av.container.Flags.bitexact.value
-                stream = container.add_stream("libx264", rate=rate)
+                stream = container.add_stream("libx264rgb" if lossless else "libx264", rate=rate)
                 stream.width, stream.height = array.shape[2], array.shape[1]
-                stream.pix_fmt = "yuv420p"
+                stream.pix_fmt = "rgb24" if lossless else "yuv420p"
                 stream.codec_context.thread_count = 1
-                stream.options = {"crf": str(crf), "preset": "medium", "threads": "1"}
+                quality = {"qp": "0"} if lossless else {"crf": str(crf)}
+                stream.options = {**quality, "preset": "medium", "threads": "1"}
                 for index, image in enumerate(array):
                     frame = av.VideoFrame.from_ndarray(image, format="rgb24")
                     frame.pts = index

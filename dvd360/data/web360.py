@@ -149,11 +149,12 @@ def _write_npz(path: Path, **arrays: np.ndarray) -> None:
 
 
 def write_clip(root: str | Path, clip_id: str, frames: np.ndarray, flow: np.ndarray, caption: str,
-               fps: float = 8, crf: int = 18, numeric_flow: bool = True) -> Clip:
+               fps: float = 8, crf: int = 18, numeric_flow: bool = True, lossless: bool = False) -> Clip:
     """Write one clip in the layout: video mp4, flow-visualisation mp4 and (optionally) npz flow.
 
     `frames` uint8 (N, H, W, 3); `flow` float (N, H, W, 2) pixels. The npz stores float16
     (about 0.01 px resolution below 25 px). Captions go to the CSV via `write_captions`.
+    `lossless` stores both videos bit-exact (`write_video`), else browser yuv420p at `crf`.
     """
     root = Path(root)
     frames, flow = np.asarray(frames), np.asarray(flow)
@@ -161,8 +162,8 @@ def write_clip(root: str | Path, clip_id: str, frames: np.ndarray, flow: np.ndar
         raise ValueError(f"clip {clip_id}: frames {frames.shape} and flow {flow.shape} do not match")
     count, height, width = frames.shape[:3]
     videos, flows = layout_folders(height, width, count)
-    video_path = write_video(root / videos / f"{clip_id}.mp4", frames, fps, crf=crf)
-    flow_path = write_video(root / flows / f"{clip_id}.mp4", encode_flow(flow), fps, crf=crf)
+    video_path = write_video(root / videos / f"{clip_id}.mp4", frames, fps, crf=crf, lossless=lossless)
+    flow_path = write_video(root / flows / f"{clip_id}.mp4", encode_flow(flow), fps, crf=crf, lossless=lossless)
     npz_path = None
     if numeric_flow:
         npz_path = root / flows / f"{clip_id}.npz"
