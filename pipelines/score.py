@@ -4,22 +4,23 @@ Reads `data/generations/{method}/*.mp4` (+ `.json` records) for every method fol
 generate stage wrote, the prepared dataset (`data/web360`, reference flows) and the CLIP
 folder (`data/models/clip`). Writes `data/scores/{method}.json` (per-video records and the
 method summary) and `reports/metrics/summary.json` (DVC metrics); logs one MLflow run with a
-nested run per method.
+nested run per method. Data parallel: `torchrun --nproc_per_node N pipelines/score.py` shards
+the videos over N processes (one GPU each); rank 0 writes exactly the single-process outputs.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from dvd360.atomic import write_json
 from dvd360.config import load_params, stage_params
 from dvd360.data.web360 import load_prepared
-from dvd360.metrics.clip_model import load_clip
-from dvd360.metrics.generations import TINY_NOTE, score_method, summarize_records
-from dvd360.provenance import sha256_of
+from dvd360.metrics.clip_model import BATCH, load_clip
+from dvd360.metrics.generations import TINY_NOTE, score_generations, summarize_records
 from dvd360.metrics.scoring import VideoScorer
-from dvd360.provenance import versions
+from dvd360.provenance import sha256_of, versions
 from dvd360.tracking import log_artifact, log_metrics, stage_run
 
 
@@ -32,22 +33,29 @@ def main() -> None:
     if not methods:
         raise SystemExit(f"{generations}: no method folder with videos; run `dvc repro generate`")
     clips = load_prepared(params["prepared"]).by_id()
-    clip = load_clip(params["clip"], device=params.get("device", "cpu"))
+    clip = load_clip(params["clip"], device=params.get("device", "auto"), precision=params.get("precision", "auto"),
+                     batch_size=int(params.get("batch_size", BATCH)))
     scorer = VideoScorer(clip, params["flow_method"], params.get("flow_options"))
     # A record is reused only while the video, these settings and the prepared index are unchanged.
-    settings = {"clip": clip.name, "flow_method": params["flow_method"],
+    settings = {"clip": clip.name, "clip_device": clip.device.type, "clip_precision": clip.precision,
+                "clip_batch_size": clip.batch_size, "flow_method": params["flow_method"],
                 "flow_options": params.get("flow_options") or {},
                 "prepared_index_sha256": sha256_of(Path(params["prepared"]) / "index.json")}
+    previous = {}
+    for method in methods:
+        out = scores_dir / f"{method}.json"
+        if out.is_file():
+            previous[method] = {r["video"]: r for r in json.loads(out.read_text(encoding="utf-8")).get("videos", [])}
+    workers = int(params.get("workers", 1)) or os.cpu_count() or 1
+    by_method = score_generations(scorer, {m: generations / m for m in methods}, clips, settings, previous, workers)
+    if by_method is None:
+        return  # a torchrun rank other than 0: rank 0 writes every rank's records
     seed, resamples = int(params["seed"]), int(params["bootstrap_resamples"])
     note = TINY_NOTE if profile == "tiny" or clip.random_weights else None
     summary = {"profile": profile, "note": note, "methods": {}}
     with stage_run("score", profile=profile, params=params):
-        for method in methods:
+        for method, records in by_method.items():
             out = scores_dir / f"{method}.json"
-            previous = {}
-            if out.is_file():
-                previous = {r["video"]: r for r in json.loads(out.read_text(encoding="utf-8")).get("videos", [])}
-            records = score_method(scorer, generations / method, clips, settings, previous)
             method_summary = summarize_records(records, seed=seed, n_resamples=resamples)
             write_json(out, {"method": method, "profile": profile, "note": note, "metrics_info": scorer.describe(),
                              "bootstrap": {"seed": seed, "resamples": resamples, "confidence": 0.95},

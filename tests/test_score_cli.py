@@ -96,7 +96,7 @@ def test_score_cli_lists_every_problem_before_scoring(videos, clip_dir, tmp_path
 
 def test_score_method_reads_generation_records(tmp_path, clip_dir):
     from dvd360.data.web360 import Clip
-    from dvd360.metrics.generations import score_method, summarize_records
+    from dvd360.metrics.generations import score_generations, summarize_records
 
     frames, flow = rigid_rotation_clip(32, 64, 7, yaw_deg=2.0, pitch_deg=0.0, roll_deg=0.0, seed=2)
     np.savez(tmp_path / "c0.npz", flow=flow)
@@ -110,10 +110,12 @@ def test_score_method_reads_generation_records(tmp_path, clip_dir):
         "prompt": "a sphere", "prompt_id": "p0", "seed": 0, "reference_motion": {"clip_id": "c0", "frame_indices": [0, 2, 4, 6]},
         "rotate_condition": True, "latent_rotation_net_degrees": 90}))
     scorer = VideoScorer(load_clip(clip_dir), "ilk")
-    records = score_method(scorer, method, clips, {"clip": "tiny"})
+    records = score_generations(scorer, {"D": method}, clips, {"clip": "tiny"})["D"]
     assert len(records) == 1 and records[0]["reference_flow"]["roll_deg"] == 90.0
     assert records[0]["metrics"]["flow_epe_deg"] < 1.0 and records[0]["metrics"]["flow_direction_agreement"] > 0.9
-    again = score_method(scorer, method, clips, {"clip": "tiny"}, previous={"p0-s0.mp4": records[0]})
-    assert again[0] is records[0]  # unchanged video and settings: reused, not rescored
+    again = score_generations(scorer, {"D": method}, clips, {"clip": "tiny"}, previous={"D": {"p0-s0.mp4": records[0]}})
+    assert again["D"][0] is records[0]  # unchanged video and settings: reused, not rescored
+    changed = score_generations(scorer, {"D": method}, clips, {"clip": "other"}, previous={"D": {"p0-s0.mp4": records[0]}})
+    assert changed["D"][0] is not records[0] and changed["D"][0]["metrics"] == records[0]["metrics"]
     summary = summarize_records(records)
     assert summary["seam_ratio"]["n"] == 1 and summary["seam_ratio"]["ci_low"] is None

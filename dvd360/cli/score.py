@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +13,20 @@ if TYPE_CHECKING:
 
 DEFAULT_CLIP_DIR = Path("data/models/clip")
 PAPER_CLIP = "ViT-L-14-quickgelu/openai"
+
+
+def _load_item(item: Item, flow_kind: str, flow_method: str):
+    """An item's frames, prompt and reference flow (run ahead, in a worker; errors name the file)."""
+    from dvd360.data.video import read_frames
+    from dvd360.metrics.scoring import VideoInput, load_reference_flow
+
+    reference = None
+    if item.flow is not None:
+        try:
+            reference = load_reference_flow(item.flow, flow_kind, flow_method=flow_method)
+        except (ValueError, OSError) as error:
+            raise ValueError(f"reference flow {item.flow}: {error}") from error
+    return VideoInput(read_frames(item.path), item.prompt, reference)
 
 
 @click.command("score")
@@ -37,8 +50,16 @@ PAPER_CLIP = "ViT-L-14-quickgelu/openai"
                    f"ARCH/TAG (default {PAPER_CLIP}; weights from the local open_clip cache or the hub).")
 @click.option("--flow-method", type=click.Choice(["ilk", "tvl1"]), default="ilk", show_default=True,
               help="scikit-image flow estimator used wrap-aware on the scored videos.")
-@click.option("--device", default="cpu", show_default=True, help="torch device for CLIP (cpu, cuda).")
-def score(inputs, prompts, flows, flow_kind, out, model, flow_method, device):
+@click.option("--device", default="auto", show_default=True,
+              help="torch device for CLIP: auto (CUDA when there is one), cpu, cuda, cuda:N.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto", show_default=True,
+              help="CLIP precision: auto is fp16 on CUDA, fp32 on the CPU.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
+              help="CLIP images per forward pass (frames and views of several videos).")
+@click.option("--workers", type=click.IntRange(min=0), default=1, show_default=True,
+              help="CPU processes decoding videos and estimating flow ahead of CLIP (0: one per core; "
+                   "1: one thread). Under torchrun, per process.")
+def score(inputs, prompts, flows, flow_kind, out, model, flow_method, device, precision, batch_size, workers):
     """Score ERP videos (mp4, gif, ... or folders of PNG/JPG frames; folders of videos too).
 
     Every input is checked first (readable, 2:1 ERP, at least 2 frames, a prompt when --prompts
@@ -50,12 +71,19 @@ def score(inputs, prompts, flows, flow_kind, out, model, flow_method, device):
     a metric that cannot be computed (no prompt, no flow) is absent, never 0. "metrics_info"
     gives each metric's scale, better direction, model or flow estimator, and the estimator's own
     error on a synthetic rigid rotation at the scored size.
+
+    Data parallel: `torchrun --nproc_per_node N -m dvd360.cli score ...` (or accelerate launch)
+    shards the videos over the processes (video i to rank i % N, one GPU each) and rank 0
+    writes exactly the output of one process.
     """
+    import os
+    from functools import partial
+
     from dvd360.atomic import write_json
-    from dvd360.data.video import read_frames
     from dvd360.metrics.clip_model import ClipSpecError, load_clip
+    from dvd360.metrics.engine import JobError, world
     from dvd360.metrics.generations import TINY_NOTE
-    from dvd360.metrics.scoring import VideoScorer, load_reference_flow
+    from dvd360.metrics.scoring import VideoScorer
     from dvd360.provenance import versions
 
     from dvd360.cli.score_inputs import check_score_inputs, problem_report
@@ -65,29 +93,26 @@ def score(inputs, prompts, flows, flow_kind, out, model, flow_method, device):
     if problems:
         raise click.ClickException(problem_report(items, problems))
     try:
-        clip = load_clip(spec, device=device)
-    except (ClipSpecError, OSError, RuntimeError) as error:
+        clip = load_clip(spec, device=device, precision=precision, batch_size=batch_size)
+    except (ClipSpecError, OSError, RuntimeError, ValueError) as error:
         raise click.ClickException(f"CLIP model {spec}: {error}") from error
     scorer = VideoScorer(clip, flow_method)
+    load = partial(_load_item, flow_kind=flow_kind, flow_method=flow_method)
+    try:
+        scored = scorer.score_sharded(items, load, workers=workers or os.cpu_count() or 1)
+    except JobError as failure:
+        raise click.ClickException(f"{failure.job.path}: {failure.error}") from failure
+    if scored is None:
+        return  # not rank 0: rank 0 writes every rank's records
+    rank_count = world()[1]
     records = []
-    with click.progressbar(items, label="scoring", file=sys.stderr) as bar:
-        for item in bar:
-            frames = read_frames(item.path)
-            reference = None
-            if item.flow is not None:
-                try:
-                    reference = load_reference_flow(item.flow, flow_kind, flow_method=flow_method)
-                except (ValueError, OSError) as error:
-                    raise click.ClickException(f"{item.flow}: {error}") from error
-            try:
-                result = scorer.score(frames, item.prompt, reference)
-            except ValueError as error:
-                raise click.ClickException(f"{item.path}: {error}") from error
-            records.append({"path": str(item.path), "prompt": item.prompt, "prompt_truncated": result["prompt_truncated"],
-                            "frames": int(frames.shape[0]), "height": int(frames.shape[1]),
-                            "width": int(frames.shape[2]),
-                            "reference_flow": None if item.flow is None else {"path": str(item.flow), "kind": flow_kind},
-                            "metrics": result["metrics"]})
+    for item, (frames, height, width), result in scored:
+        records.append({"path": str(item.path), "prompt": item.prompt, "prompt_truncated": result["prompt_truncated"],
+                        "frames": frames, "height": height, "width": width,
+                        "reference_flow": None if item.flow is None else {"path": str(item.flow), "kind": flow_kind},
+                        "metrics": result["metrics"]})
+    if rank_count > 1:
+        click.echo(f"scored on {rank_count} processes", err=True)
     result = {"note": TINY_NOTE if clip.random_weights else None, "metrics_info": scorer.describe(),
               "videos": records, "versions": versions()}
     if out is not None:

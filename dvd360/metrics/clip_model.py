@@ -14,6 +14,14 @@ preprocessing: the whole image is resized to the model's square input WITHOUT cr
 (open_clip's default transform centre-crops, which drops half of a 2:1 ERP), bilinear with
 antialiasing, then normalised with the model's mean and std.
 
+Batching and precision: `encode_images` runs the model on chunks of exactly `batch_size`
+images (the last chunk padded with black images whose embeddings are dropped), so an image's
+embedding depends only on the image, never on which images share its forward pass or where it
+sits in the chunk (measured bit-identical on CPU; cuBLAS and oneDNN pick kernels by shape, so
+a fixed shape is what makes the results batch-invariant). `precision` "fp16"/"bf16" runs the
+towers under `torch.autocast` (CUDA); "auto" is fp16 on CUDA and fp32 elsewhere. Embeddings
+always come back as float32 on the CPU.
+
 Prompt truncation: open_clip's tokenizer keeps the start token, the first
 `context_length - 2` BPE tokens (75 for CLIP's 77) and puts the end token last; everything
 after is dropped. `ClipModel.is_truncated(prompt)` says whether a prompt lost tokens.
@@ -44,6 +52,7 @@ TINY_CONFIG = {
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 BATCH = 32
+PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 class ClipSpecError(ValueError):
@@ -63,35 +72,65 @@ class ClipModel:
     std: tuple[float, float, float] = OPENAI_STD
     random_weights: bool = False
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    precision: str = "fp32"
+    batch_size: int = BATCH
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ClipSpecError(f"precision {self.precision!r}: use one of {', '.join(PRECISIONS)} or auto")
+        if self.batch_size < 1:
+            raise ClipSpecError(f"batch_size must be >= 1, got {self.batch_size}")
 
     def describe(self) -> dict:
-        """What every CLIP score records about its model."""
+        """What every CLIP score records about its model, and where and how it ran."""
+        from dvd360.metrics.engine import device_label
+
         return {"model": self.name, "input": f"{self.image_size}x{self.image_size}, resized without crop",
                 "random_weights": self.random_weights,
-                "prompt_truncation": f"first {self.context_length - 2} BPE tokens kept"}
+                "prompt_truncation": f"first {self.context_length - 2} BPE tokens kept",
+                "device": device_label(self.device), "precision": self.precision,
+                "batch": f"{self.batch_size} images per forward (fixed shape)"}
 
-    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) in [0, 1] -> (N, 3, S, S): whole image resized (no crop), normalised."""
+    def _autocast(self):
+        dtype = PRECISIONS[self.precision]
+        return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
+
+    def resize(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) in [0, 1] -> (N, 3, S, S) float32 on the model's device, whole image (no crop)."""
         images = images.to(self.device, torch.float32)
         size = (self.image_size, self.image_size)
         if images.shape[-2:] != size:
             images = F.interpolate(images, size=size, mode="bilinear", antialias=True, align_corners=False)
+        return images
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) in [0, 1] -> (N, 3, S, S): whole image resized (no crop), normalised."""
         mean = torch.tensor(self.mean, device=self.device).view(1, 3, 1, 1)
         std = torch.tensor(self.std, device=self.device).view(1, 3, 1, 1)
-        return (images - mean) / std
+        return (self.resize(images) - mean) / std
 
     @torch.inference_mode()
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        """Unit-norm image embeddings (N, D), float32 on the CPU, of images (N, 3, H, W) in [0, 1]."""
-        chunks = [self.model.encode_image(self.preprocess(images[i:i + BATCH]), normalize=True).float().cpu()
-                  for i in range(0, images.shape[0], BATCH)]
-        return torch.cat(chunks)
+        """Unit-norm image embeddings (N, D), float32 on the CPU, of images (N, 3, H, W) in [0, 1],
+        in fixed-shape chunks of `batch_size` (see module doc)."""
+        from dvd360.metrics.engine import fixed_batches
+
+        def embed(chunk: torch.Tensor) -> torch.Tensor:
+            with self._autocast():
+                return self.model.encode_image(self.preprocess(chunk), normalize=True).float()
+
+        return fixed_batches(embed, images, self.batch_size)
 
     @torch.inference_mode()
     def encode_texts(self, texts: list[str]) -> torch.Tensor:
-        """Unit-norm text embeddings (N, D), float32 on the CPU (prompts truncated as above)."""
-        tokens = self.tokenizer(list(texts)).to(self.device)
-        return self.model.encode_text(tokens, normalize=True).float().cpu()
+        """Unit-norm text embeddings (N, D), float32 on the CPU (prompts truncated as above), one
+        prompt per forward so that a prompt's embedding never depends on the others."""
+        embeddings = []
+        for text in texts:
+            with self._autocast():
+                tokens = self.tokenizer([text]).to(self.device)
+                embeddings.append(self.model.encode_text(tokens, normalize=True).float().cpu())
+        return torch.cat(embeddings)
 
     def is_truncated(self, text: str) -> bool:
         """True when the prompt has more BPE tokens than the context keeps."""
@@ -149,11 +188,25 @@ def save_pretrained_clip(spec: str, out_dir: str | Path) -> Path:
     return _write_folder(model, open_clip.get_model_config(arch), Path(out_dir), manifest)
 
 
-def load_clip(spec_or_dir: str | Path, device: str | torch.device = "cpu") -> ClipModel:
-    """Load a CLIP folder (see module doc) or an open_clip spec 'ARCH/TAG' ('ARCH/random': random weights)."""
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """'auto' -> fp16 on CUDA, fp32 elsewhere; any other value is kept (checked by ClipModel)."""
+    if precision == "auto":
+        return "fp16" if device.type == "cuda" else "fp32"
+    return precision
+
+
+def load_clip(spec_or_dir: str | Path, device: str | torch.device = "cpu", precision: str = "auto",
+              batch_size: int = BATCH) -> ClipModel:
+    """Load a CLIP folder (see module doc) or an open_clip spec 'ARCH/TAG' ('ARCH/random': random weights).
+
+    `device` may be "auto" (CUDA when there is one; the process's own GPU under torchrun).
+    """
     import open_clip
 
-    device = torch.device(device)
+    from dvd360.metrics.engine import resolve_device
+
+    device = resolve_device(device)
+    precision = resolve_precision(precision, device)
     folder = Path(spec_or_dir)
     if folder.is_dir():
         if not (folder / "open_clip_config.json").is_file() or not (folder / MANIFEST).is_file():
@@ -179,4 +232,4 @@ def load_clip(spec_or_dir: str | Path, device: str | torch.device = "cpu") -> Cl
     return ClipModel(model=model, tokenizer=tokenizer, name=name, image_size=image_size,
                      context_length=tokenizer.context_length,
                      mean=tuple(preprocess.get("mean", OPENAI_MEAN)), std=tuple(preprocess.get("std", OPENAI_STD)),
-                     random_weights=random_weights, device=device)
+                     random_weights=random_weights, device=device, precision=precision, batch_size=batch_size)

@@ -7,19 +7,21 @@ reference flow comes from that clip in the prepared dataset (its numeric `.npz` 
 present, else its flow video decoded), at the source frames the condition used, turned by the
 net latent rotation when the condition was rotated with the latent (the output video is the
 un-rotated sample turned by that angle). Records are reused when the video's SHA-256 and the
-scorer settings are unchanged, so an interrupted stage resumes where it stopped.
+scorer settings are unchanged, so an interrupted stage resumes where it stopped. The videos of
+every method are scored in one batched stream (`VideoScorer.score_sharded`), data-parallel
+under torchrun.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Mapping
 
-from tqdm.auto import tqdm
-
 from dvd360.data.video import read_frames
-from dvd360.metrics.scoring import METRIC_NAMES, VideoScorer, load_reference_flow
+from dvd360.metrics.scoring import METRIC_NAMES, VideoInput, VideoScorer, load_reference_flow
 from dvd360.provenance import sha256_of
 from dvd360.stats import summarize
 
@@ -39,54 +41,104 @@ def condition_of(record: Mapping[str, Any]) -> tuple[str | None, list[int] | Non
     return (None if clip_id is None else str(clip_id)), (None if indices is None else [int(i) for i in indices]), roll
 
 
-def reference_for(record: Mapping[str, Any], clips: Mapping[str, Any], num_frames: int,
-                  flow_method: str = "ilk") -> tuple[Any, dict]:
-    """The reference flow of a generation and a note of where it came from; (None, note) if none."""
+def reference_note(record: Mapping[str, Any], clips: Mapping[str, Any], num_frames: int) -> dict:
+    """Where a generation's reference flow comes from: {"source": "numeric" | "encoded", "clip_id",
+    "path", "roll_deg", "frame_indices"}, or {"source": None, "reason"} when it has none."""
     clip_id, indices, roll = condition_of(record)
     if clip_id is None:
-        return None, {"source": None, "reason": "no reference motion in the generation record"}
+        return {"source": None, "reason": "no reference motion in the generation record"}
     if clip_id not in clips:
-        return None, {"source": None, "reason": f"condition clip {clip_id!r} not in the prepared dataset"}
+        return {"source": None, "reason": f"condition clip {clip_id!r} not in the prepared dataset"}
     clip = clips[clip_id]
     path, kind = (clip.flow_npz_path, "numeric") if clip.flow_npz_path else (clip.flow_video_path, "encoded")
     if path is None:
-        return None, {"source": None, "reason": f"clip {clip_id!r} has no flow"}
-    note = {"source": kind, "clip_id": clip_id, "path": str(path), "roll_deg": roll,
+        return {"source": None, "reason": f"clip {clip_id!r} has no flow"}
+    return {"source": kind, "clip_id": clip_id, "path": str(path), "roll_deg": roll,
             "frame_indices": indices if indices is not None else f"0..{num_frames - 1} (not recorded)"}
-    if indices is None:
-        indices = list(range(num_frames))
-    return load_reference_flow(path, kind, indices=indices, roll_deg=roll, flow_method=flow_method), note
 
 
-def score_method(scorer: VideoScorer, folder: Path, clips: Mapping[str, Any], settings: Mapping[str, Any],
-                 previous: Mapping[str, Mapping] | None = None) -> list[dict]:
-    """Per-video records of every `*.mp4` in a method folder (sorted), reusing unchanged ones."""
-    previous = previous or {}
-    records = []
-    videos = sorted(folder.glob("*.mp4"))
-    for video in tqdm(videos, desc=f"score {folder.name}", leave=False):
+def reference_for(record: Mapping[str, Any], clips: Mapping[str, Any], num_frames: int,
+                  flow_method: str = "ilk") -> tuple[Any, dict]:
+    """The reference flow of a generation and a note of where it came from; (None, note) if none."""
+    note = reference_note(record, clips, num_frames)
+    if note["source"] is None:
+        return None, note
+    indices = note["frame_indices"] if isinstance(note["frame_indices"], list) else list(range(num_frames))
+    flow = load_reference_flow(note["path"], note["source"], indices=indices, roll_deg=note["roll_deg"],
+                               flow_method=flow_method)
+    return flow, note
+
+
+@dataclass(frozen=True)
+class GenerationJob:
+    """One generated video to score: its method, file, generation record and their SHA-256s."""
+
+    method: str
+    video: Path
+    record: dict
+    video_sha256: str
+    record_sha256: str | None
+
+
+def load_generation(job: GenerationJob, clips: Mapping[str, Any], flow_method: str) -> VideoInput:
+    """A generation's frames, prompt and reference flow (run ahead, in a worker)."""
+    frames = read_frames(job.video)
+    reference, _ = reference_for(job.record, clips, frames.shape[0], flow_method)
+    return VideoInput(frames, job.record.get("prompt"), reference)
+
+
+def generation_jobs(method: str, folder: Path) -> list[GenerationJob]:
+    """Every `*.mp4` of a method folder (sorted) with its record and digests."""
+    jobs = []
+    for video in sorted(folder.glob("*.mp4")):
         sidecar = video.with_suffix(".json")
-        digest = sha256_of(video)
-        record_digest = sha256_of(sidecar) if sidecar.is_file() else None
-        old = previous.get(video.name)
-        if (old and old.get("video_sha256") == digest and old.get("record_sha256") == record_digest
-                and old.get("settings") == dict(settings)):
-            if "flow_epe_deg" in old["metrics"]:
-                scorer.estimator_error(old["height"], old["width"])  # keep it beside the reused figure
-            records.append(old)
-            continue
         record = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.is_file() else {}
-        frames = read_frames(video)
-        reference, note = reference_for(record, clips, frames.shape[0], scorer.flow_method or "ilk")
-        result = scorer.score(frames, record.get("prompt"), reference)
-        records.append({"video": video.name, "video_sha256": digest, "record_sha256": record_digest,
-                        "prompt": record.get("prompt"),
-                        "prompt_id": record.get("prompt_id", video.stem.rsplit("-s", 1)[0]),
-                        "seed": record.get("seed"), "frames": int(frames.shape[0]),
-                        "height": int(frames.shape[1]), "width": int(frames.shape[2]), "reference_flow": note,
-                        "prompt_truncated": result["prompt_truncated"], "settings": dict(settings),
-                        "metrics": result["metrics"]})
-    return records
+        jobs.append(GenerationJob(method, video, record, sha256_of(video),
+                                  sha256_of(sidecar) if sidecar.is_file() else None))
+    return jobs
+
+
+def score_generations(scorer: VideoScorer, folders: Mapping[str, Path], clips: Mapping[str, Any],
+                      settings: Mapping[str, Any], previous: Mapping[str, Mapping[str, Mapping]] | None = None,
+                      workers: int = 1) -> dict[str, list[dict]] | None:
+    """Per method (in `folders` order), the records of its videos, sorted by file name.
+
+    A record in `previous[method]` is reused while its video, generation record and `settings`
+    are unchanged; the others are scored in one batched stream over every method (data-parallel
+    under torchrun: see `VideoScorer.score_sharded`). None on ranks other than 0.
+    """
+    previous = previous or {}
+    kept: dict[tuple[str, str], Mapping] = {}
+    to_score: list[GenerationJob] = []
+    for method, folder in folders.items():
+        for job in generation_jobs(method, Path(folder)):
+            old = previous.get(method, {}).get(job.video.name)
+            if (old and old.get("video_sha256") == job.video_sha256 and old.get("record_sha256") == job.record_sha256
+                    and old.get("settings") == dict(settings)):
+                kept[method, job.video.name] = old
+            else:
+                to_score.append(job)
+    scored = scorer.score_sharded(to_score, partial(load_generation, clips=clips, flow_method=scorer.flow_method or
+                                                    "ilk"), workers=workers)
+    if scored is None:
+        return None
+    for old in kept.values():
+        if "flow_epe_deg" in old["metrics"]:
+            scorer.estimator_error(old["height"], old["width"])  # keep it beside the reused figure
+    fresh = {(job.method, job.video.name): _record(job, shape, result, clips, settings)
+             for job, shape, result in scored}
+    records = {**kept, **fresh}
+    return {method: [records[key] for key in sorted(k for k in records if k[0] == method)] for method in folders}
+
+
+def _record(job: GenerationJob, shape: tuple[int, int, int], result: dict, clips: Mapping[str, Any],
+            settings: Mapping[str, Any]) -> dict:
+    record = job.record
+    return {"video": job.video.name, "video_sha256": job.video_sha256, "record_sha256": job.record_sha256,
+            "prompt": record.get("prompt"), "prompt_id": record.get("prompt_id", job.video.stem.rsplit("-s", 1)[0]),
+            "seed": record.get("seed"), "frames": shape[0], "height": shape[1], "width": shape[2],
+            "reference_flow": reference_note(record, clips, shape[0]),
+            "prompt_truncated": result["prompt_truncated"], "settings": dict(settings), "metrics": result["metrics"]}
 
 
 def summarize_records(records: list[Mapping], seed: int = 0, n_resamples: int = 10_000) -> dict[str, dict]:

@@ -1,7 +1,10 @@
 """Score one ERP video with every metric; reference flows for flow agreement.
 
-`VideoScorer` holds the CLIP model (load it once per stage) and the flow estimator settings;
-`score(frames, prompt, reference_flow)` returns the metric values keyed by their stable names.
+`VideoScorer` holds the CLIP model (load it once per process) and the flow estimator settings;
+`score(frames, prompt, reference_flow)` returns the metric values keyed by their stable names,
+`score_stream(jobs, load, workers)` scores many videos with the engine (`metrics.engine`):
+decoding, seam and flow run ahead on CPU workers while CLIP embeds earlier videos in
+fixed-shape batches spanning several videos; every score equals the one-video `score`.
 A metric that cannot be computed (no prompt, no reference flow, undefined value) is absent,
 never zero. `describe()` says which model, input and scale every metric used, and the flow
 estimator's own error at each scored size (measured on `rigid_rotation_clip`).
@@ -10,15 +13,22 @@ estimator's own error at each scored size (measured on `rigid_rotation_clip`).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
+import torch
+from tqdm.auto import tqdm
 
 from dvd360.data.flow_estimation import describe as describe_estimator
 from dvd360.data.flow_estimation import estimate_flow, resize_flow
 from dvd360.geometry.rotation import roll_longitude, wrap_dx
 from dvd360.metrics.clip_model import ClipModel
-from dvd360.metrics.clip_similarity import VIEW_FOV_DEG, VIEW_LONS, clip_similarity, erp_embeddings, view_embeddings
+from dvd360.metrics.clip_similarity import VIEW_FOV_DEG, VIEW_LONS, ClipImages, clip_similarity
+from dvd360.metrics.engine import (FeatureExtractor, cpu_executor, device_label, extract_many, gather_ordered,
+                                   init_distributed, prefetch, shard)
 from dvd360.metrics.flow_agreement import MIN_MOTION_PX, estimator_error, flow_agreement
 from dvd360.metrics.frame_consistency import frame_consistency
 from dvd360.metrics.seam import seam_metrics
@@ -38,16 +48,87 @@ METRICS: dict[str, tuple[str, str]] = {
 }
 METRIC_NAMES = tuple(METRICS)
 REFERENCE_KINDS = ("numeric", "encoded", "source")
+GROUP_BATCHES = 4  # frame-model batches gathered before a forward pass: the padding wastes < 1/4
+
+
+@dataclass
+class VideoInput:
+    """One video to score: RGB ERP frames (F, H, W, 3), its prompt and its reference flow (optional)."""
+
+    frames: np.ndarray
+    prompt: str | None = None
+    reference_flow: np.ndarray | None = None
+
+
+@dataclass
+class Prepared:
+    """A video after the CPU part of scoring: its frames (for the GPU part), prompt, CPU metrics."""
+
+    frames: np.ndarray
+    prompt: str | None
+    metrics: dict[str, float]
+
+
+class Scored(NamedTuple):
+    """One scored job: the job as given, the video's (frames, height, width) and its result."""
+
+    job: Any
+    shape: tuple[int, int, int]
+    result: dict
+
+
+@dataclass(frozen=True)
+class CpuMetrics:
+    """The metrics computed on the CPU from the frames and the reference flow: seam, flow agreement.
+    Holds no model, so it pickles into the engine's worker processes."""
+
+    flow_method: str | None = "ilk"
+    flow_options: dict = field(default_factory=dict)
+
+    def __call__(self, video: VideoInput) -> dict[str, float]:
+        frames = np.asarray(video.frames)
+        metrics: dict[str, float] = dict(seam_metrics(frames))
+        if self.flow_method is not None and video.reference_flow is not None:
+            reference = align_reference_flow(video.reference_flow, *frames.shape[:3])
+            estimated = estimate_flow(frames, self.flow_method, **self.flow_options)
+            metrics.update(flow_agreement(estimated, reference))
+        return metrics
+
+
+def as_video(job: VideoInput) -> VideoInput:
+    """The loader of jobs that already are videos."""
+    return job
+
+
+def prepare_job(load: Callable[[Any], VideoInput], cpu_metrics: CpuMetrics, job: Any) -> Prepared:
+    """The CPU part of one job, run ahead on the engine's executor: load (decode) it, CPU metrics."""
+    video = load(job)
+    return Prepared(np.asarray(video.frames), video.prompt, cpu_metrics(video))
 
 
 class VideoScorer:
-    """Scores ERP videos; `clip=None` skips the CLIP metrics, `flow_method=None` the flow ones."""
+    """Scores ERP videos; `clip=None` skips the CLIP metrics, `flow_method=None` the flow ones.
 
-    def __init__(self, clip: ClipModel | None, flow_method: str | None = "ilk", flow_options: dict | None = None):
+    `extractors`: more frame models (`metrics.engine.FeatureExtractor`) run in the same batched
+    loop; their features come back per video under result["features"][name].
+    """
+
+    def __init__(self, clip: ClipModel | None, flow_method: str | None = "ilk", flow_options: dict | None = None,
+                 extractors: Sequence[FeatureExtractor] = ()):
         self.clip = clip
-        self.flow_method = flow_method
-        self.flow_options = dict(flow_options or {})
+        self.cpu = CpuMetrics(flow_method, dict(flow_options or {}))
+        self.extra_extractors = list(extractors)
+        self.extractors = ([ClipImages(clip)] if clip is not None else []) + self.extra_extractors
+        self._texts: dict[str, tuple[torch.Tensor, bool]] = {}
         self._estimator_errors: dict[str, dict] = {}
+
+    @property
+    def flow_method(self) -> str | None:
+        return self.cpu.flow_method
+
+    @property
+    def flow_options(self) -> dict:
+        return dict(self.cpu.flow_options)
 
     def estimator_error(self, height: int, width: int) -> dict:
         """The estimator's error on a synthetic rigid rotation at this size (cached)."""
@@ -56,47 +137,115 @@ class VideoScorer:
             self._estimator_errors[key] = estimator_error(height, width, self.flow_method, **self.flow_options)
         return self._estimator_errors[key]
 
+    @property
+    def estimator_errors(self) -> dict[str, dict]:
+        """Every estimator error measured so far, by size 'HxW'."""
+        return dict(self._estimator_errors)
+
+    def add_estimator_errors(self, errors: dict[str, dict]) -> None:
+        """Take estimator errors another process measured (data-parallel scoring)."""
+        for key, error in errors.items():
+            self._estimator_errors.setdefault(key, error)
+
     def describe(self) -> dict[str, dict]:
-        """Per metric: better direction, scale, and the model or estimator that produced it."""
+        """Per metric: better direction, scale, the device it ran on, and the model or estimator."""
         info = {name: {"better": better, "scale": scale} for name, (better, scale) in METRICS.items()}
+        for name in ("end_continuity", "seam_ratio", "end_continuity_coslat", "seam_ratio_coslat"):
+            info[name]["device"] = "cpu"
         if self.clip is not None:
             for name in METRIC_NAMES[:4]:
                 info[name].update(self.clip.describe())
             for name in ("clip_similarity_views", "frame_consistency_views"):
                 info[name]["views"] = f"{len(VIEW_LONS)} views at lon {VIEW_LONS}, lat 0, FoV {VIEW_FOV_DEG:g} deg"
         if self.flow_method is not None:
+            sizes = sorted(self._estimator_errors, key=lambda size: tuple(int(n) for n in size.split("x")))
+            device = device_label(self.flow_options.get("device", "cpu")) if self.flow_method == "raft" else "cpu"
             for name in ("flow_epe_deg", "flow_direction_agreement"):
+                info[name]["device"] = device
                 info[name]["estimator"] = describe_estimator(self.flow_method, **self.flow_options)
                 info[name]["estimator_error"] = {
                     size: {"flow_epe_deg": err["flow_epe_deg"], "flow_direction_agreement":
                            err["flow_direction_agreement"], "ground_truth": err["ground_truth"]}
-                    for size, err in self._estimator_errors.items()}
+                    for size, err in ((size, self._estimator_errors[size]) for size in sizes)}
             info["flow_direction_agreement"]["moving_pixels"] = f"reference moves >= {MIN_MOTION_PX} px"
         return info
 
     def score(self, frames: np.ndarray, prompt: str | None = None,
               reference_flow: np.ndarray | None = None) -> dict:
         """{"metrics": {name: value}, "prompt_truncated": bool | None} for one video (F, H, W, 3)."""
-        frames = np.asarray(frames)
-        metrics: dict[str, float] = dict(seam_metrics(frames))
-        truncated = None
-        if self.clip is not None:
-            erp, views = erp_embeddings(self.clip, frames), view_embeddings(self.clip, frames)
-            metrics["frame_consistency_erp"] = frame_consistency(erp)
-            metrics["frame_consistency_views"] = frame_consistency(views)
-            if prompt:
-                text = self.clip.encode_texts([prompt])[0]
-                metrics["clip_similarity_erp"] = clip_similarity(erp, text)
-                metrics["clip_similarity_views"] = clip_similarity(views, text)
-                truncated = self.clip.is_truncated(prompt)
-        if self.flow_method is not None and reference_flow is not None:
-            reference = align_reference_flow(reference_flow, *frames.shape[:3])
-            estimated = estimate_flow(frames, self.flow_method, **self.flow_options)
-            metrics.update(flow_agreement(estimated, reference))
-            self.estimator_error(*frames.shape[1:3])
-        ordered = {name: float(metrics[name]) for name in METRIC_NAMES
-                   if name in metrics and math.isfinite(metrics[name])}
-        return {"metrics": ordered, "prompt_truncated": truncated}
+        [scored] = self.score_stream([VideoInput(np.asarray(frames), prompt, reference_flow)])
+        return scored.result
+
+    def score_stream(self, jobs: Iterable[Any], load: Callable[[Any], VideoInput] = as_video, workers: int = 1,
+                     depth: int | None = None) -> Iterator[Scored]:
+        """Score jobs in order: `load(job)` (a picklable function when `workers` > 1) decodes a job
+        into a `VideoInput`; it and the CPU metrics run ahead on `workers` processes (<= 1: one
+        thread), at most `depth` jobs in flight; the frame models run batched over several videos
+        (fixed-shape batches, so no score depends on the order, the grouping or the batch
+        neighbours). Yields `Scored(job, (F, H, W), result)`."""
+        depth = depth or max(2, 2 * workers)
+        pending: list[tuple[Any, Prepared, dict[str, torch.Tensor]]] = []
+        with cpu_executor(workers) as executor:
+            for job, prepared in prefetch(partial(prepare_job, load, self.cpu), jobs, executor, depth):
+                pending.append((job, prepared, {e.name: e.inputs(prepared.frames) for e in self.extractors}))
+                if self._group_is_full(pending):
+                    yield from self._finish(pending)
+                    pending = []
+            yield from self._finish(pending)
+
+    def score_sharded(self, jobs: Sequence[Any], load: Callable[[Any], VideoInput] = as_video, workers: int = 1,
+                      desc: str = "score") -> list[Scored] | None:
+        """Data-parallel `score_stream`: under torchrun / accelerate launch rank r scores the jobs
+        i % world == r, rank 0 gets every `Scored` in job order (and every rank's estimator errors);
+        other ranks get None. Without a process group: all jobs, here. Scores do not depend on
+        the world size (fixed-shape batches, per-video CPU metrics)."""
+        rank, size = init_distributed()
+        mine = shard(list(jobs), rank, size)
+        label = desc if size == 1 else f"{desc} (rank {rank}/{size})"
+        stream = self.score_stream((job for _, job in mine), load, workers)
+        scored = [(index, item) for (index, _), item in zip(mine, tqdm(stream, total=len(mine), desc=label,
+                                                                        leave=False))]
+        gathered = gather_ordered(scored, self.estimator_errors)
+        if gathered is None:
+            return None
+        merged, errors = gathered
+        for part in errors:
+            self.add_estimator_errors(part)
+        return merged
+
+    def _group_is_full(self, pending: list) -> bool:
+        """True once every frame model has GROUP_BATCHES full batches of inputs waiting."""
+        return all(sum(len(inputs[e.name]) for _, _, inputs in pending) >= GROUP_BATCHES * e.batch_size
+                   for e in self.extractors)
+
+    def _text(self, prompt: str) -> tuple[torch.Tensor, bool]:
+        if prompt not in self._texts:
+            self._texts[prompt] = self.clip.encode_texts([prompt])[0], self.clip.is_truncated(prompt)
+        return self._texts[prompt]
+
+    def _finish(self, pending: list) -> Iterator[Scored]:
+        if not pending:
+            return
+        features = {e.name: extract_many(e, [inputs[e.name] for _, _, inputs in pending]) for e in self.extractors}
+        for k, (job, prepared, _) in enumerate(pending):
+            metrics, truncated = dict(prepared.metrics), None
+            if self.clip is not None:
+                erp, views = ClipImages.split(features[ClipImages.name][k])
+                metrics["frame_consistency_erp"] = frame_consistency(erp)
+                metrics["frame_consistency_views"] = frame_consistency(views)
+                if prepared.prompt:
+                    text, truncated = self._text(prepared.prompt)
+                    metrics["clip_similarity_erp"] = clip_similarity(erp, text)
+                    metrics["clip_similarity_views"] = clip_similarity(views, text)
+            shape = tuple(int(n) for n in prepared.frames.shape[:3])
+            if "flow_epe_deg" in metrics:
+                self.estimator_error(*shape[1:])
+            ordered = {name: float(metrics[name]) for name in METRIC_NAMES
+                       if name in metrics and math.isfinite(metrics[name])}
+            result = {"metrics": ordered, "prompt_truncated": truncated}
+            if self.extra_extractors:
+                result["features"] = {e.name: features[e.name][k] for e in self.extra_extractors}
+            yield Scored(job, shape, result)
 
 
 def align_reference_flow(flow: np.ndarray, frames: int, height: int, width: int) -> np.ndarray:
