@@ -1,7 +1,9 @@
 """MLflow tracking: one sqlite store at the repository root, one experiment per profile.
 
 The store defaults to `sqlite:///<repo>/mlflow.db` (MLflow 3.13+ refuses bare `file:` stores);
-set MLFLOW_TRACKING_URI to use another. Artifacts (videos, plots) go to `<repo>/mlartifacts`.
+set MLFLOW_TRACKING_URI to use another. Artifacts (videos, plots) go to `<repo>/mlartifacts`
+of the clone that runs the stage (re-resolved when a clone is copied or moved). A stage that
+raises ends its run as FAILED (MLflow's run context), so a failed stage never reads as finished.
 Look at runs with::
 
     mlflow ui --backend-store-uri sqlite:///mlflow.db
@@ -41,12 +43,29 @@ def _flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
+def _store_in_repo() -> bool:
+    """True when the tracking store is a sqlite file inside this clone (it travels with a copy)."""
+    uri = tracking_uri()
+    if not uri.startswith("sqlite:///"):
+        return False
+    return Path(uri.removeprefix("sqlite:///")).resolve().is_relative_to(repo_root())
+
+
 def _experiment_id(mlflow, profile: str) -> str:
+    """The profile's experiment, its artifacts in `<this clone>/mlartifacts/<name>`.
+
+    MLflow records the artifact location as an absolute path; a copied or moved clone's store
+    still names the original's. Such an experiment is renamed (`... (artifacts in <old place>)`,
+    its runs kept) and a new one made here, so a clone never writes into another's artifacts.
+    """
     name = experiment_name(profile)
-    found = mlflow.get_experiment_by_name(name)
-    if found is not None:
-        return found.experiment_id
     artifacts = (repo_root() / "mlartifacts" / name).as_uri()
+    found = mlflow.get_experiment_by_name(name)
+    if found is not None and (found.artifact_location == artifacts or not _store_in_repo()):
+        return found.experiment_id
+    if found is not None:
+        mlflow.MlflowClient().rename_experiment(found.experiment_id,
+                                                f"{name} (artifacts in {found.artifact_location})")
     return mlflow.create_experiment(name, artifact_location=artifacts)
 
 

@@ -42,9 +42,8 @@ def main() -> int:
     with stage_run("caption", profile=params["profile"], params={**settings, "fuser": fuser_name}):
         result = caption_clips(index.clips, captioner, fuse, progress, identity, view_size=settings["view_size"],
                                inputs=inputs)
-        if not result.records:
-            print(f"caption: every clip failed: {result.failures}", file=sys.stderr)
-            return 1
+        if not result.records:  # raised inside the run: it ends FAILED
+            raise SystemExit(f"caption: every clip failed: {result.failures}")
         csvs = write_caption_csvs(result.records, out)
         report = write_json(out / "report.json", {
             **identity, "clips": len(result.records), "resumed": result.resumed,

@@ -24,10 +24,12 @@ def main() -> int:
         result = prepare_conditions(index.clips, paths["flows"], source=settings["source"],
                                     method=settings["method"], max_frames=settings.get("max_frames"))
         log_metrics({**result["counts"], "failed": len(result["failures"])})
+        if not result["clips"]:  # raised inside the run: it ends FAILED
+            raise SystemExit(f"flow: no clip has a condition; failures: {result['failures']}")
     for failure in result["failures"]:
         print(f"flow: clip {failure['videoid']} failed ({failure['video']}): {failure['error']}", file=sys.stderr)
     print(f"flow: {result['counts']} ({len(result['failures'])} failed) -> {paths['flows']}/index.json")
-    return 0 if result["clips"] else 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -39,11 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     with run:
         result = train(config, accelerator=accelerator, on_log=on_log, on_artifact=on_artifact)
         if accelerator.is_main_process:
+            log_metrics({"clips_dropped_fraction": result.dropped["fraction"]})
             log_artifact(result.adapter_path, "adapter")
             log_artifact(result.adapter_path.parent / "training.json", "adapter")
     if accelerator.is_main_process:
         print(f"train {args.variant}: {result.step} steps in {result.seconds:.1f} s, final loss "
-              f"{result.losses[-1][1] if result.losses else float('nan'):.4f} -> {result.adapter_path}")
+              f"{result.losses[-1][1] if result.losses else float('nan'):.4f}, {result.dropped['count']} of "
+              f"{result.dropped['total']} clips dropped -> {result.adapter_path}")
     return 0
 
 

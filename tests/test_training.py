@@ -245,3 +245,22 @@ def test_variants_change_what_they_name():
     assert full.shaping_settings() != TrainConfig.for_variant("full", {"lr": 1e-4}).shaping_settings()
     with pytest.raises(ValueError, match="unknown training settings"):
         TrainConfig.for_variant("full", {"learning_rate": 1.0})
+
+
+def test_dropped_clips_are_counted_and_too_many_fail_the_run(tiny_models, prepared, tmp_path):
+    """Clips without a caption (caption failures) or a condition are listed; past
+    max_dropped_fraction the run stops before any compute."""
+    from dvd360.data.web360 import load_prepared, write_captions
+    from dvd360.training.trainer import training_clips
+
+    ids = [clip.id for clip in load_prepared(prepared).clips]
+    write_captions(tmp_path / "captions" / "fused.csv", {i: "a caption" for i in ids[1:]})
+    config = tiny_config(tmp_path, tiny_models, prepared, captions="fused", captions_dir=str(tmp_path / "captions"),
+                         max_dropped_fraction=0.5)
+    index, dropped = training_clips(config)
+    assert [c.id for c in index.clips] == ids[1:]
+    assert dropped == {"count": 1, "total": len(ids), "fraction": 1 / len(ids), "by_reason": {"no_caption": [ids[0]]}}
+    strict = tiny_config(tmp_path, tiny_models, prepared, captions="fused", captions_dir=str(tmp_path / "captions"),
+                         max_dropped_fraction=0.0)
+    with pytest.raises(ValueError, match=r"1 of 4 clips dropped \(25.0%\) > max_dropped_fraction 0.0%.*no_caption"):
+        training_clips(strict)

@@ -12,7 +12,8 @@ from dvd360.methods import load_variants
 # Settings that change neither the result of a step nor the data order: a checkpoint written
 # under other values of these may be resumed.
 RESUME_IRRELEVANT = ("steps", "checkpoint_every", "keep_checkpoints", "validation_every",
-                     "log_every", "validation", "num_workers", "out_dir", "checkpoint_dir", "report_dir")
+                     "log_every", "validation", "num_workers", "out_dir", "checkpoint_dir", "report_dir",
+                     "max_dropped_fraction")
 
 
 @dataclass
@@ -57,6 +58,7 @@ class TrainConfig:
     num_workers: int = 0
     cpu_threads: int | None = None                # torch threads when on CPU (None: torch's default)
     overfit_batches: int = 0                      # > 0: repeat the first k batches (a fit check)
+    max_dropped_fraction: float = 0.05            # clips without a caption or a condition: more fails the run
 
     def __post_init__(self):
         variants = load_variants()
@@ -68,7 +70,7 @@ class TrainConfig:
             raise ValueError(f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
         if self.height % 64 or self.width % 64:
             raise ValueError(f"height and width must be multiples of 64, got {self.height}x{self.width}")
-        for name in ("condition_dropout", "text_dropout"):
+        for name in ("condition_dropout", "text_dropout", "max_dropped_fraction"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be a probability, got {getattr(self, name)}")
         self.betas = tuple(self.betas)

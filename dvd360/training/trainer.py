@@ -51,6 +51,7 @@ class TrainResult:
     adapter_path: Path | None = None
     resumed_from: int | None = None
     seconds: float = 0.0
+    dropped: dict = field(default_factory=dict)   # clips left out (`training_clips`)
 
 
 # ----------------------------------------------------------------------------------- setup
@@ -101,18 +102,19 @@ def load_captions(config: TrainConfig) -> dict[str, str] | None:
     return read_captions(path)
 
 
-def build_dataset(config: TrainConfig, *, height: int, width: int, frames: int, augment: bool):
-    """The data layer's clip dataset over the prepared index (restricted to `clip_ids`), with the
-    chosen captions and the flow stage's conditions where it wrote any."""
+def training_clips(config: TrainConfig):
+    """The prepared index cut to the clips to train on, and the clips dropped on the way.
+
+    A clip is dropped when the flow stage's index has no condition for it (`no_condition`) or
+    the chosen caption set has no caption for it (`no_caption`, a caption failure). Dropped
+    clips are printed and returned (count, total, fraction, {reason: ids}); more than
+    `max_dropped_fraction` of them fails the run before any compute.
+    """
     import dataclasses
 
-    from dvd360.data.clips import Web360ClipDataset
     from dvd360.data.web360 import load_prepared
 
     index = load_prepared(config.data_dir)
-    if config.conditions is not None:
-        index = apply_conditions(index, json.loads(Path(config.conditions).read_text(encoding="utf-8")))
-    captions = load_captions(config)
     clips = index.clips
     if config.clip_ids is not None:
         known = {clip.id for clip in clips}
@@ -120,16 +122,38 @@ def build_dataset(config: TrainConfig, *, height: int, width: int, frames: int, 
         if unknown:
             raise KeyError(f"{config.data_dir}: no clips {unknown}")
         clips = [clip for clip in clips if clip.id in set(config.clip_ids)]
+    total, dropped = len(clips), {}
+    if config.conditions is not None:
+        conditioned = apply_conditions(dataclasses.replace(index, clips=clips),
+                                       json.loads(Path(config.conditions).read_text(encoding="utf-8"))).clips
+        dropped["no_condition"] = sorted({c.id for c in clips} - {c.id for c in conditioned})
+        clips = conditioned
+    captions = load_captions(config)
     if captions is not None:
-        uncaptioned = sorted(clip.id for clip in clips if clip.id not in captions)
-        if uncaptioned:  # failed in the caption stage: train without them, and say so
-            print(f"[train] {len(uncaptioned)} clips have no {config.captions} caption, left out: {uncaptioned}")
+        dropped["no_caption"] = sorted(clip.id for clip in clips if clip.id not in captions)
         clips = [clip for clip in clips if clip.id in captions]
-    if not clips:
-        raise ValueError(f"{config.data_dir}: no clips left to train on")
-    index = dataclasses.replace(index, clips=clips)
-    return Web360ClipDataset(index, length=frames, stride=config.stride, height=height, width=width,
-                             augment=augment, captions=captions)
+    count = sum(len(ids) for ids in dropped.values())
+    for reason, ids in dropped.items():
+        if ids:
+            print(f"[train] {len(ids)} of {total} clips dropped ({reason}): {ids}")
+    fraction = count / total if total else 1.0
+    if fraction > config.max_dropped_fraction or not clips:
+        raise ValueError(f"{config.data_dir}: {count} of {total} clips dropped ({fraction:.1%}) "
+                         f"> max_dropped_fraction {config.max_dropped_fraction:.1%} (params.yaml train): "
+                         f"{ {k: v for k, v in dropped.items() if v} }")
+    return dataclasses.replace(index, clips=clips), {"count": count, "total": total, "fraction": fraction,
+                                                     "by_reason": dropped}
+
+
+def build_dataset(config: TrainConfig, *, height: int, width: int, frames: int, augment: bool):
+    """The data layer's clip dataset over `training_clips`, with the chosen captions and the flow
+    stage's conditions; returns (dataset, dropped clips)."""
+    from dvd360.data.clips import Web360ClipDataset
+
+    index, dropped = training_clips(config)
+    dataset = Web360ClipDataset(index, length=frames, stride=config.stride, height=height, width=width,
+                                augment=augment, captions=load_captions(config))
+    return dataset, dropped
 
 
 # The code that shapes the trained weights (its transitive dvd360 imports count too).
@@ -245,12 +269,13 @@ def train(config: TrainConfig, *, accelerator=None, on_log: Callable[[int, dict]
     components = load_components(config.models_dir, device=accelerator.device, dtype=weight_dtype(accelerator))
     if config.gradient_checkpointing:
         components.unet.enable_gradient_checkpointing()
-    dataset = SeededSamples(build_dataset(config, height=config.height, width=config.width,
-                                          frames=config.frames, augment=config.augment), config.seed)
+    data, dropped = build_dataset(config, height=config.height, width=config.width, frames=config.frames,
+                                  augment=config.augment)
+    dataset = SeededSamples(data, config.seed)
     adapter = build_adapter(components.unet, config, components.adapter_init_path).to(accelerator.device)
     optimizer = torch.optim.AdamW(adapter.parameters(), lr=config.lr, betas=config.betas,
                                   weight_decay=config.weight_decay)
-    fingerprint = resume_fingerprint(config, dataset.dataset.clips)
+    fingerprint = resume_fingerprint(config, data.clips)
     checkpoint_dir = Path(config.checkpoint_dir)
     resume = ckpt.latest(checkpoint_dir, fingerprint)
     if main:
@@ -277,8 +302,8 @@ def train(config: TrainConfig, *, accelerator=None, on_log: Callable[[int, dict]
     validation_data = None
     if main and config.validation_every:
         v = config.validation
-        validation_data = build_dataset(config, height=v["height"], width=v["width"], frames=v["frames"],
-                                        augment=False)
+        validation_data, _ = build_dataset(config, height=v["height"], width=v["width"], frames=v["frames"],
+                                           augment=False)
     validation_dir = checkpoint_dir / "validation"
     window: list[float] = []
     step = start
@@ -311,7 +336,7 @@ def train(config: TrainConfig, *, accelerator=None, on_log: Callable[[int, dict]
                     on_artifact(path)
             accelerator.wait_for_everyone()
     result = TrainResult(step=step, losses=losses, resumed_from=resume.step if resume else None,
-                         seconds=time.perf_counter() - started)
+                         seconds=time.perf_counter() - started, dropped=dropped)
     if main:
         result.adapter_path = write_outputs(accelerator.unwrap_model(adapter), config, result, world,
                                             validation_dir, fingerprint)
@@ -346,6 +371,7 @@ def write_outputs(adapter: Adapter360, config: TrainConfig, result: TrainResult,
     write_json(out / "training.json", {
         "variant": config.variant, "config": config.to_dict(), "fingerprint": fingerprint,
         "seed": config.seed, "steps": result.step, "resumed_from": result.resumed_from,
+        "dropped_clips": result.dropped,
         "world_size": world, "effective_batch": world * config.batch_size,
         "final_loss": result.losses[-1][1] if result.losses else None,
         "seconds_this_run": round(result.seconds, 2), "device": device_name(),
