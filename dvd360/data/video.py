@@ -62,7 +62,7 @@ def _open(path: Path):
         raise VideoError(path, "no such file")
     try:
         container = av.open(str(path))
-    except (av.error.FFmpegError, OSError) as error:
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as error:  # damaged metadata: UnicodeDecodeError
         raise VideoError(path, f"unreadable video ({error})") from error
     if not container.streams.video:
         container.close()

@@ -20,6 +20,7 @@ import csv
 import io
 import json
 import re
+import tokenize
 import zipfile
 import zlib
 from dataclasses import asdict, dataclass, field
@@ -274,10 +275,14 @@ def load_flow_npz(path: str | Path) -> np.ndarray:
             if FLOW_KEY not in archive.files:
                 raise InputError(path, f"no '{FLOW_KEY}' array (has {', '.join(archive.files) or 'nothing'})")
             flow = archive[FLOW_KEY]
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as error:
-        if isinstance(error, InputError):
-            raise
+    except InputError:
+        raise
+    # numpy parses a damaged array header with Python's tokenizer: SyntaxError, TokenError
+    except (OSError, ValueError, EOFError, KeyError, SyntaxError, tokenize.TokenError, zipfile.BadZipFile,
+            zlib.error) as error:
         raise InputError(path, f"unreadable npz, truncated or damaged? ({error or type(error).__name__})") from None
+    except MemoryError:
+        raise InputError(path, "its array header declares more data than fits in memory (damaged?)") from None
     if not (np.issubdtype(flow.dtype, np.floating) or np.issubdtype(flow.dtype, np.integer)):
         raise InputError(path, f"flow values are {flow.dtype}, not real numbers (pixels)")
     if flow.ndim != 4 or flow.shape[-1] != 2 or 0 in flow.shape:
