@@ -1,14 +1,12 @@
 """The comparison table: per method and metric the mean with its 95% bootstrap CI and n, and the
 paired delta against a reference method (same prompt_id and seed) with its CI and sign-flip
-permutation p-value (`dvd360.stats`). Rendered as text, Markdown, JSON or HTML, and plotted
-(one PNG per metric: means with CI error bars).
+permutation p-value (`dvd360.stats`). Rendered as text, Markdown, JSON or HTML (the results
+page's table, `dvd360.report`), and plotted (one PNG per metric: means with their CIs).
 """
 
 from __future__ import annotations
 
-import html
 import json
-import textwrap
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -34,9 +32,9 @@ def load_scores(scores_dir: str | Path, methods: list[str]) -> dict[str, dict]:
     return {m: json.loads((scores_dir / f"{m}.json").read_text(encoding="utf-8")) for m in methods}
 
 
-def scores_from_mlflow(profile: str, dst_dir: str | Path) -> Path:
-    """Download the `{method}.json` score files of the latest `score` stage run of the profile's
-    MLflow experiment (logged by its nested per-method runs) into dst_dir; returns dst_dir."""
+def latest_score_runs(profile: str) -> tuple[Any, list]:
+    """The latest finished `score` stage run of the profile's MLflow experiment and its nested
+    per-method runs (tag `dvd360.method`)."""
     import mlflow
 
     from dvd360.tracking import experiment_name, tracking_uri
@@ -50,6 +48,15 @@ def scores_from_mlflow(profile: str, dst_dir: str | Path) -> Path:
         raise UnknownMethodError(f"MLflow experiment {name!r} at {tracking_uri()} has no finished score run")
     children = mlflow.search_runs(experiment_names=[name], output_format="list",
                                   filter_string=f"tags.`mlflow.parentRunId` = '{parents[0].info.run_id}'")
+    return parents[0], children
+
+
+def scores_from_mlflow(profile: str, dst_dir: str | Path) -> Path:
+    """Download the `{method}.json` score files of the latest `score` stage run of the profile's
+    MLflow experiment (logged by its nested per-method runs) into dst_dir; returns dst_dir."""
+    import mlflow
+
+    _, children = latest_score_runs(profile)
     dst_dir = Path(dst_dir)
     for child in children:
         method = child.data.tags.get("dvd360.method")
@@ -146,43 +153,21 @@ def render(comparison: Mapping, fmt: str = "table") -> str:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(row) + " |" for row in body]
         return "\n".join(lines + [""] + [f"- {line}" for line in legend]) + "\n"
-    if fmt == "html":
-        cells = "".join("<th>" + html.escape(h) + "</th>" for h in header)
-        rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body)
-        items = "".join(f"<li>{html.escape(line)}</li>" for line in legend)
-        return ("<!doctype html><html><head><meta charset='utf-8'><title>dvd360 comparison</title>"
-                "<style>table{border-collapse:collapse}td,th{border:1px solid #999;padding:3px 6px}</style>"
-                f"</head><body><h1>dvd360 comparison</h1><table><tr>{cells}</tr>{rows}</table><ul>{items}</ul>"
-                "</body></html>\n")
+    if fmt == "html":  # the results page's table and legend (the charts are the PNGs beside it)
+        from dvd360.report.page import Section, render_page
+
+        return render_page([Section("Comparison", "comparison", comparison)], charts=False, title="dvd360 comparison")
     widths = [max(len(r[i]) for r in [header] + body) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header] + body]
     return "\n".join(lines + [""] + legend) + "\n"
 
 
 def plot_metric(comparison: Mapping, name: str, path: Path) -> Path:
-    """Bar chart of one metric: each method's mean with its 95% CI as an error bar."""
-    import matplotlib
+    """PNG chart of one metric: each method's mean with its 95% CI (`dvd360.report.figures`)."""
+    from dvd360.report.figures import metric_figure, png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    entry = comparison["metrics"][name]
-    methods = [m for m, r in entry["rows"].items() if r["mean"] is not None]
-    means = [entry["rows"][m]["mean"] for m in methods]
-    low = [m - (entry["rows"][k]["ci_low"] if entry["rows"][k]["ci_low"] is not None else m)
-           for k, m in zip(methods, means)]
-    high = [(entry["rows"][k]["ci_high"] if entry["rows"][k]["ci_high"] is not None else m) - m
-            for k, m in zip(methods, means)]
-    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(methods) + 2), 3.6))
-    ax.bar(methods, means, yerr=[low, high], capsize=4, color="#4c78a8")
-    ax.set_title(f"{name} ({entry['better']} is better)", fontsize=10)
-    ax.set_ylabel(entry["scale"], fontsize=7)
-    if comparison["note"]:
-        fig.text(0.01, 0.01, textwrap.fill(comparison["note"], 90), fontsize=6, color="#b00")
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
-    plt.close(fig)
+        png(metric_figure(comparison, name), tmp)
     return path
 
 

@@ -1,11 +1,15 @@
 """DVC stage `compare`: the comparison table (means, 95% CIs, paired deltas vs the reference) and
 one plot per metric, from the score stage's `data/scores/{method}.json`, into `reports/compare/`;
-the ablations (paper Fig. 8) against the same reference into `reports/compare/ablations/`."""
+the ablations (paper Fig. 8) against the same reference into `reports/compare/ablations/`; and
+the results page `reports/index.html` (both tables, charts, training loss curves from
+`reports/train/`, every video of `data/generations/` in a 360 viewer, MLflow run ids)."""
 
 from __future__ import annotations
 
 from dvd360.compare import build_comparison, load_scores, render, write_reports
 from dvd360.config import load_params, stage_params
+from dvd360.report.page import Section, write_report
+from dvd360.report.runs import run_link, score_run_links
 from dvd360.tracking import log_artifact, stage_run
 
 
@@ -15,19 +19,26 @@ def main() -> None:
     score_params = stage_params("score", all_params)
     methods = list(params["methods"])
     reference = params.get("reference")
-    with stage_run("compare", profile=profile, params=params):
-        comparison = build_comparison(load_scores(params["scores"], methods), reference,
-                                      seed=int(score_params["seed"]),
-                                      n_resamples=int(score_params["bootstrap_resamples"]))
+    settings = {"seed": int(score_params["seed"]), "n_resamples": int(score_params["bootstrap_resamples"])}
+    with stage_run("compare", profile=profile, params=params) as run:
+        scores = load_scores(params["scores"], methods)
+        comparison = build_comparison(scores, reference, **settings)
+        sections = [Section("Methods", "methods", comparison, scores)]
         for path in write_reports(comparison, params["out_dir"]):
             log_artifact(path, "compare")
         if params.get("ablations"):
-            ablations = build_comparison(load_scores(params["scores"], list(params["ablations"])), reference,
-                                         seed=int(score_params["seed"]),
-                                         n_resamples=int(score_params["bootstrap_resamples"]))
+            ablation_scores = load_scores(params["scores"], list(params["ablations"]))
+            ablations = build_comparison(ablation_scores, reference, **settings)
+            sections.append(Section("Ablations", "ablations", ablations, ablation_scores))
             for path in write_reports(ablations, f"{params['out_dir']}/ablations"):
                 log_artifact(path, "compare/ablations")
+        page = write_report(params["report"], sections, scores_dir=params["scores"],
+                            generations_dir=params["generations"], train_dir=params.get("train_reports"),
+                            runs=[run_link("compare stage (this page)", run)] + score_run_links(profile),
+                            profile=profile, max_sets=params.get("gallery_max_sets"))
+        log_artifact(page)
     print(render(comparison, "table"), end="")
+    print(f"results page: {page} ({page.stat().st_size / 1e6:.1f} MB)")
 
 
 if __name__ == "__main__":

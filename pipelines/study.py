@@ -3,6 +3,9 @@
 One static HTML packet per rater (`packets/rater-NN/`, open `index.html`), the label key
 `key.json` beside them (never for raters) and a README for the organiser. Raters' exported
 answer files are turned into Table 1 by `dvd360-eval study aggregate ... --key reports/study/key.json`.
+The study secret is random, made on the first run and reused from `key.json` afterwards (the
+output persists, so a re-run gives the same packets); a key this stage did not write (a study
+built by hand with `dvd360-eval study build`, whose default folder is studies/) is never replaced.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ def main() -> int:
                                 methods=list(params["methods"]), raters=int(params["raters"]),
                                 sets_per_packet=params.get("sets_per_packet"), seed=int(params["seed"]),
                                 attention_check=bool(params["attention_check"]),
-                                attention_min_agree=int(params["attention_min_agree"]), profile=profile)
+                                attention_min_agree=int(params["attention_min_agree"]), profile=profile,
+                                built_by="pipeline")
         except ValueError as error:  # StudyInputError and definition errors name the file
             raise SystemExit(f"study: {error}") from error
         log_metrics({"packets": len(built.packets), "sets_per_packet": len(built.packets[0].sets),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
+import shutil
 
 import numpy as np
 import pytest
@@ -80,3 +82,85 @@ def test_compare_cli_compares_with_D_by_default(scores_dir, tmp_path):
     assert json.loads(default.stdout)["reference"] == "D"
     off = CliRunner().invoke(main, [*base, "--reference", "none"])
     assert off.exit_code == 0 and json.loads(off.stdout)["reference"] is None
+
+
+# --- the results page (dvd360.report) ---------------------------------------------------------
+
+from report_support import ABLATIONS, METHODS, write_report_inputs  # noqa: E402
+
+from dvd360.metrics.scoring import METRIC_GROUP_ORDER, METRIC_GROUPS, METRICS  # noqa: E402
+from dvd360.report.page import table_groups  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def report_inputs(tmp_path_factory):
+    return write_report_inputs(tmp_path_factory.mktemp("report"), prompts=2, height=32, frames=4)
+
+
+def _page_args(inputs, out, *extra):
+    return ["compare", "--methods", ",".join(METHODS), "--scores", str(inputs["scores"]),
+            "--generations", str(inputs["generations"]), "--train-reports", str(inputs["train"]),
+            "--report", str(out / "index.html"), "--out-dir", str(out / "compare"), "--format", "html",
+            "--resamples", "200", *extra]
+
+
+def test_every_metric_has_a_group():
+    assert set(METRICS) <= set(METRIC_GROUPS) and set(METRIC_GROUPS.values()) == set(METRIC_GROUP_ORDER)
+
+
+def test_table_rows_are_grouped_and_mark_the_best_mean(scores_dir):
+    comparison = build_comparison(load_scores(scores_dir, ["A", "B", "D"]), "D", n_resamples=500)
+    groups = table_groups(comparison)
+    assert [g["group"] for g in groups] == ["panorama", "quality"]  # METRIC_GROUP_ORDER, empty groups left out
+    seam = next(m for g in groups for m in g["metrics"] if m["name"] == "seam_ratio")
+    best = {c["method"]: c["best"] for c in seam["cells"]}
+    assert best == {"A": False, "B": False, "D": True}  # lower is better, D has the lowest mean
+    a = next(c for c in seam["cells"] if c["method"] == "A")
+    # p = 2/32 > 0.05: not significant; A is worse than D (positive delta, lower is better).
+    assert not a["significant"] and not a["better_than_reference"]
+    clip = next(m for g in groups for m in g["metrics"] if m["name"] == "clip_similarity_erp")
+    assert "model: tiny-clip" in clip["title"] and "higher is better" in clip["title"]
+
+
+def test_cli_writes_a_self_contained_page(report_inputs, tmp_path):
+    result = CliRunner().invoke(main, _page_args(report_inputs, tmp_path, "--ablations", ",".join(ABLATIONS[1:])))
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "index.html").read_text()
+    # The notice comes before the table; nothing is fetched from elsewhere.
+    assert page.index("say nothing about quality") < page.index('<table class="comparison"')
+    assert not re.search(r"""(src|href)=["']?(https?:)?//(?!127\.0\.0\.1)""", page)
+    assert "<link" not in page and "@import" not in page
+    # One embedded copy per distinct video (D is in both galleries); every method's card in each.
+    videos = sorted(report_inputs["generations"].glob("*/*.mp4"))
+    assert page.count('<script type="application/octet-stream" id="media-') == len(videos)
+    assert page.count('class="video-card"') == 2 * (len(METHODS) + len(dict.fromkeys(ABLATIONS)))  # 2 prompts
+    metrics = list(json.loads((tmp_path / "compare" / "comparison.json").read_text())["metrics"])
+    charts = re.findall(r'<figure class="chart" data-metric="(\w+)"><svg', page)
+    assert charts == metrics + metrics  # one per metric in the methods' and the ablations' sections
+    assert page.count('<figure class="chart wide"><svg') == 1  # the loss curves
+    assert "window.DVD360Viewer" in page and "Look at the seam" in page
+    assert str(report_inputs["scores"] / "A.json") in page and str(videos[0]) in page
+    assert "seam_ratio" in page and "flow_epe_deg" in page and "<h3>" in page
+
+
+def test_page_refuses_a_video_changed_since_scoring(report_inputs, tmp_path):
+    generations = tmp_path / "generations"
+    shutil.copytree(report_inputs["generations"], generations)
+    changed = generations / "B" / "p00-s0.mp4"
+    changed.write_bytes(changed.read_bytes() + b"\0")
+    inputs = {**report_inputs, "generations": generations}
+    result = CliRunner().invoke(main, _page_args(inputs, tmp_path / "out"))
+    assert result.exit_code != 0 and f"{changed}: changed since it was scored" in result.output
+    assert not (tmp_path / "out" / "index.html").exists()
+    (generations / "B" / "p00-s0.mp4").unlink()
+    result = CliRunner().invoke(main, _page_args(inputs, tmp_path / "out"))
+    assert result.exit_code != 0 and "video missing" in result.output
+
+
+def test_page_refuses_a_malformed_loss_file(report_inputs, tmp_path):
+    train = tmp_path / "train"
+    shutil.copytree(report_inputs["train"], train)
+    bad = train / "full" / "loss.tsv"
+    bad.write_text("step\tloss\n2\tnan?\n")
+    result = CliRunner().invoke(main, _page_args({**report_inputs, "train": train}, tmp_path / "out"))
+    assert result.exit_code != 0 and str(bad) in result.output and "not a number" in result.output

@@ -17,6 +17,7 @@ from dvd360.study.render import build_study
 from study_support import HOSTILE_PROMPT, write_generations
 
 METHODS = ("A", "B", "C", "D")
+SECRET = "5e" * 32  # a fixed study secret: the shuffles are reproducible from it
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def fake_sets(count: int) -> list[PromptSet]:
 
 def test_assignment_is_balanced_shuffled_and_seeded():
     sets = fake_sets(6)
-    packets = plan_packets(sets, METHODS, raters=6, sets_per_packet=3, seed=1, attention_check=False)
+    packets = plan_packets(sets, METHODS, raters=6, sets_per_packet=3, seed=1, attention_check=False, study_secret=SECRET)
     assert [p.rater_id for p in packets] == [f"rater-{i:02d}" for i in range(1, 7)]
     seen = Counter(s.prompt_set.prompt_id for p in packets for s in p.sets)
     assert set(seen.values()) == {3}  # 6 raters x 3 sets over 6 prompt sets: each seen 3 times
@@ -48,14 +49,14 @@ def test_assignment_is_balanced_shuffled_and_seeded():
             assert list(packet_set.labels) == ["1", "2", "3", "4"]
     orders = {s.order for p in packets for s in p.sets}
     assert len(orders) > 3  # label orders really vary
-    again = plan_packets(sets, METHODS, raters=6, sets_per_packet=3, seed=1, attention_check=False)
+    again = plan_packets(sets, METHODS, raters=6, sets_per_packet=3, seed=1, attention_check=False, study_secret=SECRET)
     assert [p.mapping() for p in again] == [p.mapping() for p in packets]
-    other = plan_packets(sets, METHODS, raters=6, sets_per_packet=3, seed=2, attention_check=False)
+    other = plan_packets(sets, METHODS, raters=6, sets_per_packet=3, seed=2, attention_check=False, study_secret=SECRET)
     assert [p.mapping() for p in other] != [p.mapping() for p in packets]
 
 
 def test_attention_check_repeats_one_set_later_in_another_order():
-    packets = plan_packets(fake_sets(5), METHODS, raters=4, seed=3, attention_check=True)
+    packets = plan_packets(fake_sets(5), METHODS, raters=4, seed=3, attention_check=True, study_secret=SECRET)
     for packet in packets:
         assert len(packet.sets) == 6
         repeats = [(i, s) for i, s in enumerate(packet.sets) if s.repeat_of]
@@ -68,7 +69,7 @@ def test_attention_check_repeats_one_set_later_in_another_order():
 
 
 def test_mapping_checksum_is_an_hmac_of_the_canonical_mapping():
-    packet = plan_packets(fake_sets(2), METHODS, raters=1, seed=0)[0]
+    packet = plan_packets(fake_sets(2), METHODS, raters=1, seed=0, study_secret=SECRET)[0]
     message = json.dumps({"packet_id": packet.packet_id, "sets": packet.mapping()}, sort_keys=True,
                          separators=(",", ":")).encode()
     assert packet.mapping_checksum == hmac.new(bytes.fromhex(packet.secret), message, hashlib.sha256).hexdigest()
@@ -157,10 +158,59 @@ def test_pages_never_name_the_methods(tmp_path):
             assert not any(method in name_and_text for method in methods), path
 
 
-def test_same_seed_and_inputs_give_identical_files(study, generations, tmp_path):
-    again = build_study(generations, tmp_path / "again", methods=METHODS, raters=3, seed=7, profile="tiny")
+def _digests(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
 
-    def digests(root: Path) -> dict[str, str]:
-        return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-                for p in sorted(root.rglob("*")) if p.is_file()}
-    assert digests(again.out_dir) == digests(study.out_dir)
+
+def test_the_study_secret_is_random_kept_in_the_key_only_and_reused_from_it(study, generations, tmp_path):
+    key = json.loads(study.key_path.read_text())
+    assert re.fullmatch(r"[0-9a-f]{64}", key["study_secret"]) and key["built_by"] == "cli"
+    fresh = build_study(generations, tmp_path / "fresh", methods=METHODS, raters=3, seed=7, profile="tiny")
+    other = json.loads(fresh.key_path.read_text())
+    assert other["study_secret"] != key["study_secret"]  # same seed, another secret: other mappings
+    assert [p["mapping_checksum"] for p in other["packets"].values()] != [
+        p["mapping_checksum"] for p in key["packets"].values()]
+    secrets_in_key = [key["study_secret"], *(p["secret"] for p in key["packets"].values())]
+    for path in (study.out_dir / "packets").rglob("*"):
+        if path.is_file():
+            assert not any(secret.encode() in path.read_bytes() for secret in secrets_in_key), path
+    # a re-build in place reuses the key's secret: byte-identical packets and key
+    before = _digests(study.out_dir)
+    build_study(generations, study.out_dir, methods=METHODS, raters=3, seed=7, profile="tiny")
+    assert _digests(study.out_dir) == before
+    # and a given secret (another key's) reproduces that study elsewhere
+    again = build_study(generations, tmp_path / "again", methods=METHODS, raters=3, seed=7, profile="tiny",
+                        study_secret=key["study_secret"])
+    assert _digests(again.out_dir) == before
+
+
+def test_a_key_of_another_builder_is_never_replaced(generations, tmp_path):
+    built = build_study(generations, tmp_path / "hand", methods=METHODS, raters=2, seed=7, profile="tiny")
+    before = built.key_path.read_bytes()
+    with pytest.raises(StudyInputError, match="written by cli, not by this pipeline build; refusing"):
+        build_study(generations, tmp_path / "hand", methods=METHODS, raters=3, profile="tiny", built_by="pipeline")
+    assert built.key_path.read_bytes() == before
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "key.json").write_text("{not json")
+    with pytest.raises(StudyInputError, match="not a readable study key"):
+        build_study(generations, tmp_path / "junk", methods=METHODS, raters=2, profile="tiny")
+
+
+def test_cli_builds_away_from_the_pipeline_and_reuses_a_given_key(generations, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from dvd360.cli.study import study as study_cli
+
+    definition = str(Path(__file__).resolve().parents[1] / "eval" / "study.yaml")
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    first = runner.invoke(study_cli, ["build", "--generations", str(generations), "--profile", "tiny",
+                                      "--raters", "3", "--definition", definition])
+    assert first.exit_code == 0, first.output
+    assert (tmp_path / "studies" / "study" / "key.json").is_file() and not (tmp_path / "reports").exists()
+    copy = runner.invoke(study_cli, ["build", "--generations", str(generations), "--profile", "tiny", "--raters", "3",
+                                     "--out", "copy", "--secret-from", "studies/study/key.json",
+                                     "--definition", definition])
+    assert copy.exit_code == 0, copy.output
+    assert _digests(tmp_path / "copy" / "packets") == _digests(tmp_path / "studies" / "study" / "packets")

@@ -30,10 +30,21 @@ def _methods(_ctx, _param, value: str) -> list[str]:
                    "(dvd360-tiny / dvd360-paper) instead of --scores.")
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("reports/compare"),
               show_default=True, help="Where comparison.{txt,md,json,html} and plots/{metric}.png go.")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=Path("reports/index.html"),
+              show_default=True, help="With --format html: the results page (table, charts, loss curves, every "
+                                      "video in a 360 viewer), one self-contained file.")
+@click.option("--generations", type=click.Path(file_okay=False, path_type=Path), default=Path("data/generations"),
+              show_default=True, help="With --format html: the generate stage's folder, for the page's videos.")
+@click.option("--train-reports", type=click.Path(file_okay=False, path_type=Path), default=Path("reports/train"),
+              show_default=True, help="With --format html: folder of {variant}/loss.tsv training curves (if present).")
+@click.option("--ablations", default=None, callback=lambda ctx, param, value: _methods(ctx, param, value) if value else [],
+              help="With --format html: comma-separated ablation methods, shown against the same reference "
+                   "in their own table and gallery, e.g. D_no_360tf,D_no_pseudo3d,D_no_latloss.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap and permutation resampling.")
 @click.option("--resamples", type=click.IntRange(min=100), default=10_000, show_default=True,
               help="Bootstrap resamples and permutation sign patterns.")
-def compare(methods, reference, fmt, scores, mlflow_profile, out_dir, seed, resamples):
+def compare(methods, reference, fmt, scores, mlflow_profile, out_dir, report, generations, train_reports, ablations,
+            seed, resamples):
     """Compare methods on every metric: mean with its 95% bootstrap CI and n per method and, with
     a reference, the paired delta (same prompt and seed) with its 95% CI and a two-sided sign-flip
     permutation p-value (by default against D). Each row says which direction is better; the legend names the CLIP model
@@ -44,6 +55,7 @@ def compare(methods, reference, fmt, scores, mlflow_profile, out_dir, seed, resa
 
     from dvd360.compare import (UnknownMethodError, build_comparison, load_scores, render, scores_from_mlflow,
                                 write_reports)
+    from dvd360.report.gallery import ReportInputError
 
     if reference is None and "D" in methods:
         reference = "D"
@@ -54,9 +66,33 @@ def compare(methods, reference, fmt, scores, mlflow_profile, out_dir, seed, resa
         with tempfile.TemporaryDirectory() as tmp:
             if mlflow_profile is not None:
                 scores = scores_from_mlflow(mlflow_profile, tmp)
-            comparison = build_comparison(load_scores(scores, methods), reference, seed=seed, n_resamples=resamples)
-    except UnknownMethodError as error:
+            loaded = load_scores(scores, methods)
+            comparison = build_comparison(loaded, reference, seed=seed, n_resamples=resamples)
+            if fmt == "html":
+                _write_page(report, comparison, loaded, scores, generations, train_reports, ablations,
+                            reference, mlflow_profile, seed, resamples)
+    except (UnknownMethodError, ReportInputError) as error:
         raise click.ClickException(str(error)) from error
     written = write_reports(comparison, out_dir)
     click.echo(render(comparison, fmt), nl=False)
     click.echo(f"written: {', '.join(str(p) for p in written[:4])} and {len(written) - 4} plot(s)", err=True)
+
+
+def _write_page(report, comparison, loaded, scores, generations, train_reports, ablations, reference,
+                mlflow_profile, seed, resamples) -> None:
+    """The results page: the methods, then the ablations against the same reference."""
+    from dvd360.compare import build_comparison, load_scores
+    from dvd360.report.page import Section, write_report
+    from dvd360.report.runs import score_run_links
+
+    sections = [Section("Methods", "methods", comparison, loaded)]
+    if ablations:
+        names = ([reference] if reference and reference not in ablations else []) + ablations
+        ablation_scores = load_scores(scores, names)
+        sections.append(Section("Ablations", "ablations", build_comparison(
+            ablation_scores, reference, seed=seed, n_resamples=resamples), ablation_scores))
+    runs = score_run_links(mlflow_profile) if mlflow_profile else []
+    profile = next(iter(loaded.values())).get("profile")
+    write_report(report, sections, scores_dir=scores, generations_dir=generations, train_dir=train_reports,
+                 runs=runs, profile=profile)
+    click.echo(f"written: {report}", err=True)

@@ -24,14 +24,18 @@ def _methods(_ctx, _param, value: str) -> list[str]:
 @study.command("build")
 @click.option("--generations", type=click.Path(file_okay=False, path_type=Path), default=Path("data/generations"),
               show_default=True, help="The generate stage's folder: {method}/{prompt_id}-s{seed}.mp4 + .json.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports/study"),
-              show_default=True, help="Replaced as a whole: packets/<rater>/, key.json, README.md.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("studies/study"),
+              show_default=True, help="Replaced as a whole: packets/<rater>/, key.json, README.md. Not the "
+                                      "pipeline's reports/study (the study stage's, which DVC restores).")
 @click.option("--methods", default="A,B,C,D", show_default=True, callback=_methods, help="Methods to compare.")
 @click.option("--raters", type=click.IntRange(min=1), required=True, help="Number of packets (one per rater).")
 @click.option("--sets-per-packet", type=click.IntRange(min=1), default=None,
               help="Prompt sets per packet [default: all found].")
 @click.option("--seed", type=int, default=0, show_default=True,
-              help="Drives every shuffle; keep it from raters (it reveals the mapping).")
+              help="With the study secret, drives every shuffle.")
+@click.option("--secret-from", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Reuse the study secret of this key file (reproduces its packets) [default: the secret of "
+                   "OUT/key.json if there is one, else a fresh random secret].")
 @click.option("--attention-check/--no-attention-check", default=True, show_default=True,
               help="Repeat one set per packet, in another order, to check attention.")
 @click.option("--min-agree", type=click.IntRange(min=1), default=3, show_default=True,
@@ -40,15 +44,21 @@ def _methods(_ctx, _param, value: str) -> list[str]:
               help="Study definition [default: eval/study.yaml].")
 @click.option("--profile", type=click.Choice(["tiny", "paper"]), default="paper", show_default=True,
               help="tiny adds a test-only notice to the pages.")
-def build(generations, out, methods, raters, sets_per_packet, seed, attention_check, min_agree, definition, profile):
+def build(generations, out, methods, raters, sets_per_packet, seed, secret_from, attention_check, min_agree,
+          definition, profile):
     """Render one static HTML packet per rater and the label key beside them."""
     from dvd360.study.definition import load_study_definition
+    from dvd360.study.packets import read_existing_key
     from dvd360.study.render import build_study
 
     try:
+        secret = None if secret_from is None else (read_existing_key(secret_from) or {}).get("study_secret")
+        if secret_from is not None and not secret:
+            raise click.ClickException(f"{secret_from}: the key has no study_secret")
         result = build_study(generations, out, methods=methods, raters=raters, sets_per_packet=sets_per_packet,
                              seed=seed, attention_check=attention_check, attention_min_agree=min_agree,
-                             definition=load_study_definition(definition), profile=profile)
+                             definition=load_study_definition(definition), profile=profile, built_by="cli",
+                             study_secret=secret)
     except ValueError as error:  # StudyInputError, StudyDefinitionError: messages name the file
         raise click.ClickException(str(error)) from error
     for reason in result.skipped:

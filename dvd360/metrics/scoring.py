@@ -47,6 +47,17 @@ METRICS: dict[str, tuple[str, str]] = {
     "flow_direction_agreement": ("higher", "cos-latitude weighted mean direction cosine, -1..1"),
 }
 METRIC_NAMES = tuple(METRICS)
+# name -> the group the results page files it under; every metric, per-video and set-level, has one.
+METRIC_GROUP_ORDER = ("panorama", "video", "distribution", "quality")
+METRIC_GROUPS: dict[str, str] = {
+    **dict.fromkeys(("end_continuity", "seam_ratio", "end_continuity_coslat", "seam_ratio_coslat",
+                     "seam_ratio_codec", "seam_ratio_codec_coslat"), "panorama"),
+    **dict.fromkeys(("frame_consistency_erp", "frame_consistency_views", "flow_epe_deg", "flow_epe_deg_scaled",
+                     "flow_direction_agreement"), "video"),
+    **dict.fromkeys(("fvd_erp", "fvd_cubemap", "fid_views", "kid_views"), "distribution"),
+    **dict.fromkeys(("clip_similarity_erp", "clip_similarity_views", "imaging_quality_views",
+                     "aesthetic_quality_views"), "quality"),
+}
 REFERENCE_KINDS = ("numeric", "encoded", "source")
 GROUP_BATCHES = 4  # frame-model batches gathered before a forward pass: the padding wastes < 1/4
 

@@ -102,6 +102,8 @@ class StudyKey(_Strict):
     build_id: str
     profile: str
     seed: int
+    study_secret: str | None = None   # keys the shuffles and packet secrets (keys before it have none)
+    built_by: str | None = None       # "pipeline" (the DVC stage) or "cli"
     methods: list[str]
     criteria: list[str]
     attention_check: AttentionRule

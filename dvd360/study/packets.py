@@ -11,15 +11,17 @@
   the key without the pages revealing the mapping (a plain hash of so few permutations could
   be inverted by trying them all).
 
-Everything is derived from `seed`: the same seed and inputs give the same packets, key and
-secrets. The blinding therefore rests on raters not having the seed (and this code); use a
-fresh, unpublished seed for a real study.
+Blinding rests on a random study secret (`new_study_secret`, from `secrets`), made once per
+study and kept in the key file (`study_secret`), never in a packet: it keys every shuffle (with
+`seed`), every packet's secret and so every label mapping and checksum. Public code and a known
+seed therefore reveal nothing; a re-build from the key file reproduces the packets byte for byte.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 import json
 import random
 import re
@@ -191,6 +193,29 @@ def find_prompt_sets(generations_dir: str | Path, methods: Sequence[str],
     return sets, skipped
 
 
+def new_study_secret() -> str:
+    """A fresh random study secret (256 bits, hex) from the OS's cryptographic source."""
+    return secrets.token_hex(32)
+
+
+def read_existing_key(path: Path) -> dict | None:
+    """The key file at `path` as JSON, or None when there is none; unreadable ones are refused."""
+    if not path.is_file():
+        return None
+    try:
+        key = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise StudyInputError(f"{path}: not a readable study key ({error}); refusing to replace it") from error
+    if not isinstance(key, dict) or key.get("schema") != KEY_SCHEMA:
+        raise StudyInputError(f"{path}: not a study key of schema {KEY_SCHEMA}; refusing to replace it")
+    return key
+
+
+def _packet_secret(study_secret: str, build_id: str, rater: int) -> str:
+    message = f"dvd360-packet-secret:{build_id}:{rater}".encode("utf-8")
+    return hmac.new(bytes.fromhex(study_secret), message, hashlib.sha256).hexdigest()
+
+
 def _shuffled_order(rng: random.Random, methods: Sequence[str], avoid: tuple[str, ...] | None = None):
     order = tuple(rng.sample(list(methods), len(methods)))
     while avoid is not None and order == avoid and len(methods) > 1:
@@ -209,8 +234,8 @@ def build_id_of(prompt_sets: Sequence[PromptSet], methods: Sequence[str], raters
 
 def plan_packets(prompt_sets: Sequence[PromptSet], methods: Sequence[str], *, raters: int,
                  sets_per_packet: int | None = None, seed: int = 0,
-                 attention_check: bool = True) -> list[Packet]:
-    """One packet per rater.
+                 attention_check: bool = True, study_secret: str) -> list[Packet]:
+    """One packet per rater; every shuffle is seeded by (`study_secret`, `seed`).
 
     Assignment: the prompt sets are put in one seeded random cyclic order and rater r gets the
     `sets_per_packet` consecutive sets starting at r * sets_per_packet, so every set is seen
@@ -229,10 +254,14 @@ def plan_packets(prompt_sets: Sequence[PromptSet], methods: Sequence[str], *, ra
         raise StudyInputError(f"sets_per_packet must be in 1..{count} (the prompt sets found), got {per_packet}")
     build_id = build_id_of(prompt_sets, methods, raters, per_packet, seed, attention_check)
     cycle = list(prompt_sets)
-    random.Random(f"dvd360-study:{seed}").shuffle(cycle)
+    try:
+        bytes.fromhex(study_secret)
+    except (TypeError, ValueError) as error:
+        raise StudyInputError(f"the study secret must be hex (as key.json's study_secret), got {study_secret!r}") from error
+    random.Random(f"dvd360-study:{study_secret}:{seed}").shuffle(cycle)
     packets = []
     for rater in range(raters):
-        rng = random.Random(f"dvd360-study:{seed}:rater:{rater}")
+        rng = random.Random(f"dvd360-study:{study_secret}:{seed}:rater:{rater}")
         chosen = [cycle[(rater * per_packet + k) % count] for k in range(per_packet)]
         rng.shuffle(chosen)
         slots = [(prompt_set, _shuffled_order(rng, methods), None) for prompt_set in chosen]
@@ -246,14 +275,16 @@ def plan_packets(prompt_sets: Sequence[PromptSet], methods: Sequence[str], *, ra
         sets = tuple(PacketSet(set_id, prompt_set, order, None if repeat is None else set_ids[repeat])
                      for set_id, (prompt_set, order, repeat) in zip(set_ids, slots))
         rater_id = f"rater-{rater + 1:02d}"
-        secret = hashlib.sha256(f"dvd360-study-secret:{seed}:{build_id}:{rater}".encode()).hexdigest()
-        packets.append(Packet(f"{rater_id}-{build_id}", rater_id, build_id, sets, secret))
+        packets.append(Packet(f"{rater_id}-{build_id}", rater_id, build_id, sets,
+                              _packet_secret(study_secret, build_id, rater)))
     return packets
 
 
 def key_document(packets: Sequence[Packet], *, methods: Sequence[str], criteria: Sequence[str],
-                 attention_min_agree: int, seed: int, profile: str, generations_dir: str | Path) -> dict:
-    """The key file's content: for every packet its secret, checksum and label -> method per set.
+                 attention_min_agree: int, seed: int, profile: str, generations_dir: str | Path,
+                 study_secret: str, built_by: str) -> dict:
+    """The key file's content: the study secret, who built it (`built_by`: the pipeline stage or
+    the CLI), and for every packet its secret, checksum and label -> method per set.
 
     Video sources are recorded relative to the generations folder (no absolute paths).
     """
@@ -263,6 +294,8 @@ def key_document(packets: Sequence[Packet], *, methods: Sequence[str], criteria:
         "build_id": packets[0].build_id,
         "profile": profile,
         "seed": seed,
+        "study_secret": study_secret,
+        "built_by": built_by,
         "methods": list(methods),
         "criteria": list(criteria),
         "attention_check": {"enabled": any(s.repeat_of for p in packets for s in p.sets),

@@ -29,7 +29,8 @@ from tqdm import tqdm
 from dvd360.atomic import atomic_dir, write_json
 from dvd360.study.answers import ANSWERS_SCHEMA
 from dvd360.study.definition import StudyDefinition, load_study_definition
-from dvd360.study.packets import (Packet, StudyInputError, find_prompt_sets, key_document, plan_packets)
+from dvd360.study.packets import (Packet, StudyInputError, find_prompt_sets, key_document, new_study_secret,
+                                  plan_packets, read_existing_key)
 
 STATIC_FILES = ("study.js", "viewer.js", "study.css")
 TINY_NOTICE = ("Test packet: these videos come from the tiny profile (small models with random weights). "
@@ -124,20 +125,29 @@ def _organiser_readme(packets: Sequence[Packet], key_name: str, profile: str) ->
 def build_study(generations_dir: str | Path, out_dir: str | Path, *, methods: Sequence[str],
                 raters: int, sets_per_packet: int | None = None, seed: int = 0,
                 attention_check: bool = True, attention_min_agree: int = 3,
-                definition: StudyDefinition | None = None, profile: str = "tiny") -> StudyBuild:
+                definition: StudyDefinition | None = None, profile: str = "tiny",
+                built_by: str = "cli", study_secret: str | None = None) -> StudyBuild:
     """Find the prompt sets, plan the packets, and write packets + key into `out_dir` atomically.
 
-    Every input is checked before anything is written; `out_dir` is replaced as a whole.
+    Every input is checked before anything is written; `out_dir` is replaced as a whole. The
+    study secret is `study_secret` if given, else the one in `out_dir/key.json` (a re-build
+    reproduces the packets), else a fresh random one. A key that `built_by` did not write
+    (a hand-built study where the pipeline writes, or the other way round) is never replaced.
     """
+    existing = read_existing_key(Path(out_dir) / "key.json")
+    if existing is not None and existing.get("built_by") != built_by:
+        raise StudyInputError(f"{Path(out_dir) / 'key.json'}: written by {existing.get('built_by') or 'an older build'}"
+                              f", not by this {built_by} build; refusing to replace it (choose another folder)")
+    study_secret = study_secret or (existing or {}).get("study_secret") or new_study_secret()
     definition = definition or load_study_definition()
     if not 1 <= attention_min_agree <= len(definition.criteria):
         raise StudyInputError(f"attention_min_agree must be in 1..{len(definition.criteria)}, got {attention_min_agree}")
     prompt_sets, skipped = find_prompt_sets(generations_dir, methods)
     packets = plan_packets(prompt_sets, methods, raters=raters, sets_per_packet=sets_per_packet,
-                           seed=seed, attention_check=attention_check)
+                           seed=seed, attention_check=attention_check, study_secret=study_secret)
     key = key_document(packets, methods=methods, criteria=definition.criterion_ids,
                        attention_min_agree=attention_min_agree, seed=seed, profile=profile,
-                       generations_dir=generations_dir)
+                       generations_dir=generations_dir, study_secret=study_secret, built_by=built_by)
     environment = template_environment()
     notice = TINY_NOTICE if profile == "tiny" else None
     out_dir = Path(out_dir)
