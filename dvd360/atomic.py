@@ -8,32 +8,36 @@ from __future__ import annotations
 
 import json
 import os
-import stat
+import secrets
 import shutil
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 
-def _mode_from_umask(base: int) -> int:
-    """The mode a plain open() would give: `base` less the process umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return base & ~umask & (stat.S_IRWXU | stat.S_IRWXG | stat.S_IRWXO)
+def _sibling(target: Path, suffix: str) -> Path:
+    """An unused hidden name beside `target`."""
+    return target.parent / f".{target.name}.{secrets.token_hex(6)}{suffix}"
 
 
 @contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `target` (same suffix); on success rename it onto `target`."""
+    """Yield a temporary path beside `target` (same suffix); on success rename it onto `target`.
+
+    The temporary file is created with mode 0666 less the umask, as open() would, so the result
+    has the usual permissions; the process umask itself is never changed (other threads read it).
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    while True:
+        tmp_path = _sibling(target, f".tmp{target.suffix}")
+        try:
+            os.close(os.open(tmp_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            break
+        except FileExistsError:
+            continue
     try:
         yield tmp_path
-        os.chmod(tmp_path, _mode_from_umask(0o666))  # mkstemp makes 0600; give the usual mode
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
@@ -42,16 +46,28 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
 
 @contextmanager
 def atomic_dir(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary folder beside `target`; on success replace `target` with it."""
+    """Yield a temporary folder beside `target`; on success replace `target` with it.
+
+    The old folder is renamed aside first and removed only once the new one is in place; if
+    the final rename fails, the old folder is put back, so a failure never loses both.
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp = _sibling(target, ".tmp")
+    tmp.mkdir(mode=0o777)  # less the umask, as a plain mkdir
     try:
         yield tmp
-        os.chmod(tmp, _mode_from_umask(0o777))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        old = _sibling(target, ".old") if target.exists() else None
+        if old is not None:
+            os.replace(target, old)
+        try:
+            os.replace(tmp, target)
+        except BaseException:
+            if old is not None:
+                os.replace(old, target)
+            raise
+        if old is not None:
+            shutil.rmtree(old)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

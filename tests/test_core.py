@@ -29,6 +29,41 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     assert os.stat(target).st_mode & 0o777 == 0o666 & ~umask
 
 
+def test_atomic_dir_keeps_the_old_folder_when_the_final_rename_fails(tmp_path, monkeypatch):
+    from dvd360.atomic import atomic_dir
+
+    target = tmp_path / "out"
+    with atomic_dir(target) as tmp:
+        (tmp / "old.txt").write_text("old")
+    real_replace = os.replace
+
+    def failing_replace(src, dst):
+        if Path(src).name.endswith(".tmp"):
+            raise OSError("disk full")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="disk full"):
+        with atomic_dir(target) as tmp:
+            (tmp / "new.txt").write_text("new")
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"] and (target / "old.txt").read_text() == "old"
+    with atomic_dir(target) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert [p.name for p in target.iterdir()] == ["new.txt"] and [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_atomic_writes_never_change_the_umask(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(os, "umask", lambda mask: calls.append(mask) or 0o022)
+    write_json(tmp_path / "a.json", {})
+    from dvd360.atomic import atomic_dir
+
+    with atomic_dir(tmp_path / "d"):
+        pass
+    assert calls == []
+
+
 def test_stage_params_merges_common_and_profile(tmp_path):
     params_file = tmp_path / "params.yaml"
     params_file.write_text("profile: paper\nstage:\n  common: {a: 1, b: 2}\n  tiny: {b: 3}\n  paper: {b: 4, c: 5}\n")
