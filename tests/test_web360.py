@@ -152,3 +152,9 @@ def test_cli_check(good, bad):
     result = runner.invoke(data_cli, ["check", str(bad), "--lenient"])
     assert result.exit_code == 1 and "1 valid clip(s)" in result.output
     assert "missing flow for video 002.mp4" in result.output
+
+
+def test_checking_clips_on_several_processes_gives_the_same_index_and_problems(bad):
+    serial = index_web360(bad, lenient=True)
+    parallel = index_web360(bad, lenient=True, workers=2)
+    assert parallel.to_json() == serial.to_json() and parallel.skipped

@@ -378,8 +378,25 @@ def _check_clip(clip_id: str, caption: str, video: Path,
     return Clip(clip_id, caption, video, flow_video, npz, info.frames, info.height, info.width), []
 
 
+def _check_clip_job(job: tuple) -> tuple[Clip | None, list[Problem]]:
+    return _check_clip(*job)
+
+
+def _map_clip_checks(jobs: list[tuple], workers: int):
+    """`_check_clip` over the jobs, in order: in this process, or on `workers` spawned processes
+    (decoding is single-threaded per video, so clips are checked side by side)."""
+    if workers <= 1 or len(jobs) <= 1:
+        yield from map(_check_clip_job, jobs)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield from pool.map(_check_clip_job, jobs, chunksize=4)
+
+
 def index_web360(root: str | Path, csv: str | Path | None = None, lenient: bool = False,
-                 require_flows: bool = True, progress: bool = False) -> Web360Index:
+                 require_flows: bool = True, progress: bool = False, workers: int = 1) -> Web360Index:
     """Validate a WEB360 folder and index its clips, reporting every problem at once.
 
     Checked: the folders and caption CSV exist; the CSV is UTF-8 with a `videoid,name`
@@ -390,9 +407,11 @@ def index_web360(root: str | Path, csv: str | Path | None = None, lenient: bool 
     name `videos_{H}x{W}x{N}` declares; every video has a flow video that decodes, with the
     same frame count and size (`require_flows=False` accepts a root without any flows
     folder, e.g. a download whose flows are made later; a flows folder, once there, must be
-    complete); a numeric npz flow, if present, is (N, H, W, 2) real and finite. Folder-level problems (no folders, an unreadable CSV)
-    always raise `Web360ValidationError`; clip-level ones raise by default, or with
-    `lenient=True` the bad clips are skipped and listed in `Web360Index.skipped`.
+    complete); a numeric npz flow, if present, is (N, H, W, 2) real and finite. Folder-level
+    problems (no folders, an unreadable CSV) always raise `Web360ValidationError`; clip-level
+    ones raise by default, or with
+    `lenient=True` the bad clips are skipped and listed in `Web360Index.skipped`. `workers` > 1
+    checks that many clips at a time in spawned processes (same result).
     """
     from tqdm.auto import tqdm
 
@@ -416,9 +435,11 @@ def index_web360(root: str | Path, csv: str | Path | None = None, lenient: bool 
                      for clip_id in sorted(captions.keys() - video_files.keys())]
     first_with_caption: dict[str, str] = {}
     clips: list[Clip] = []
-    for clip_id, video in tqdm(sorted(video_files.items()), desc="check WEB360", unit="clip",
-                               disable=not progress):
-        caption = captions.get(clip_id, "")
+    jobs = [(clip_id, captions.get(clip_id, ""), video, flows) for clip_id, video in sorted(video_files.items())]
+    checked = _map_clip_checks(jobs, workers)
+    for (clip_id, caption, video, _), (clip, file_problems) in tqdm(zip(jobs, checked), total=len(jobs),
+                                                                     desc="check WEB360", unit="clip",
+                                                                     disable=not progress):
         found = []
         if captions_known and clip_id not in captions:
             found.append(Problem(csv_path, f"no caption row for video {video.name}", clip_id))
@@ -429,7 +450,6 @@ def index_web360(root: str | Path, csv: str | Path | None = None, lenient: bool 
                                                f"{first_with_caption[key]}: {caption!r}", clip_id))
             else:
                 first_with_caption[key] = clip_id
-        clip, file_problems = _check_clip(clip_id, caption, video, flows)
         found += file_problems
         problems += found
         flagged = any(p.clip_id == clip_id for p in row_problems)
