@@ -4,10 +4,15 @@ Built from synthetic score files and tiny videos (`report_support`), the page is
 every request that is not file:, data: or blob: aborted and recorded. It must show the profile
 notice without scrolling, the table and the charts, and per method a 360 viewer that draws the
 playing video; "Look at the seam" must turn the views to longitude 180, where method A's
-known seam defect (its last columns darkened) shows on the left half of the view.
+known seam defect (its last columns darkened) shows on the left half of the view. And DVC's
+own plots page, made with the repository's template, draws offline too.
 """
 
 from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -107,3 +112,34 @@ def test_the_page_works_offline_and_every_method_plays_in_a_360_viewer(chromium,
         finally:
             browser.close()
     assert left_page == [] and errors == []
+
+
+def test_dvc_plots_show_draws_offline_with_the_vendored_template(chromium, tmp_path):
+    """`dvc plots show` with the repository's template (.dvc/config: plots.html_template) draws
+    its vega charts with no request leaving the page (DVC's default page loads vega from a CDN)."""
+    from playwright.sync_api import sync_playwright
+
+    template = Path(__file__).resolve().parents[1] / ".dvc" / "plots_offline.html"
+    repo = tmp_path / "repo"
+    (repo / "train").mkdir(parents=True)
+    (repo / "train" / "loss.tsv").write_text("step\tloss\n" + "".join(f"{s}\t{1 / s:.4f}\n" for s in range(1, 30)))
+    (repo / "dvc.yaml").write_text("plots:\n  - train/loss.tsv:\n      x: step\n      y: loss\n")
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    subprocess.run(["dvc", "init", "--no-scm", "-q"], cwd=repo, check=True, env=env)
+    shown = subprocess.run(["dvc", "plots", "show", "--html-template", str(template), "-o", "plots"],
+                           cwd=repo, env=env, capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    left_page = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=FLAGS)
+        try:
+            context = browser.new_context()
+            context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(LOCAL_SCHEMES)
+                          else (left_page.append(route.request.url), route.abort()))
+            page = context.new_page()
+            page.goto((repo / "plots" / "index.html").as_uri())
+            page.wait_for_selector(".vega-embed canvas, .vega-embed svg", timeout=TIMEOUT_MS)
+            assert page.locator(".vega-embed").count() == 1
+        finally:
+            browser.close()
+    assert left_page == []
