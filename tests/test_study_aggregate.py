@@ -255,3 +255,29 @@ def test_study_js_signs_answers_exactly_as_python_checks_them(tmp_path):
     (tmp_path / "sign.js").write_text(script, encoding="utf-8")
     output = subprocess.run(["node", str(tmp_path / "sign.js")], capture_output=True, text=True, check=True).stdout
     assert output.strip() == answers_mac(token, "p", "r", checksum, answers)
+
+
+def test_cli_counts_the_good_file_and_names_each_hostile_one(tmp_path, key, key_path):
+    own, other = list(key["packets"])[:2]
+    good = write(tmp_path / "good.json", answer_document(key, other, lambda s, c: "D"))
+    relabelled = answer_document(key, own, lambda s, c: "A")
+    relabelled.update(packet_id=other, rater_id=key["packets"][other]["rater_id"],
+                      mapping_checksum=key["packets"][other]["mapping_checksum"])
+    relabelled = write(tmp_path / "relabelled.json", sign_answers(key, relabelled, token_of=own))
+    nested = tmp_path / "nested.json"
+    nested.write_text("[" * 200_000 + "]" * 200_000)
+    with open(tmp_path / "huge.json", "wb") as handle:
+        handle.truncate(55 * 2**20)
+    hostile = [relabelled, nested, tmp_path / "huge.json"]
+    out = tmp_path / "report"
+    alone = CliRunner().invoke(main, ["study", "aggregate", *map(str, hostile), "--key", str(key_path),
+                                      "--out", str(out)])
+    assert alone.exit_code == 1 and isinstance(alone.exception, SystemExit) and not out.exists()
+    assert "relabelled.json: answers_mac does not verify" in alone.output
+    assert "nested.json: answer file nests 200000 levels deep" in alone.output
+    assert "huge.json: answer file of 55.0 MiB, over the 1.0 MiB limit" in alone.output
+    beside = CliRunner().invoke(main, ["study", "aggregate", str(good), *map(str, hostile), "--key", str(key_path),
+                                       "--resamples", str(RESAMPLES), "--out", str(out)])
+    assert beside.exit_code == 0, beside.output
+    report = json.loads((out / "table1.json").read_text())
+    assert [entry["file"] for entry in report["included"]] == [str(good)] and len(report["excluded"]) == 3
