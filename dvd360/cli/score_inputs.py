@@ -8,6 +8,7 @@ look whole over zeroed or cut data), every numeric flow is loaded and must be fi
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,7 +101,7 @@ def read_prompts(path: Path, problems: list[str]) -> dict[str, str]:
             out[Path(key).stem] = entry["prompt"]
         return out
     problems.append(f"{path}: JSON must map names to prompts or list {{video, prompt}} objects, "
-                    f"got a {type(data).__name__}")
+                    f"got {json.dumps(data)[:40]}")
     return {}
 
 
