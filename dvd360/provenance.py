@@ -14,10 +14,15 @@ TRACKED_PACKAGES = (
 )
 
 
-def versions() -> dict[str, str]:
-    """Installed versions of the packages that shape our numbers, plus Python's."""
-    found = {"python": platform.python_version()}
-    for name in TRACKED_PACKAGES:
+# The packages whose versions decide the bytes of the models stage's files: its manifest
+# records only these, so a newcomer with another mlflow or dvc gets the same folder.
+MODEL_FILE_PACKAGES = ("torch", "diffusers", "transformers", "open-clip-torch", "safetensors", "numpy")
+
+
+def versions(packages: tuple[str, ...] = TRACKED_PACKAGES, python: bool = True) -> dict[str, str]:
+    """Installed versions of `packages` (default: those that shape our numbers), plus Python's."""
+    found = {"python": platform.python_version()} if python else {}
+    for name in packages:
         try:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -121,13 +121,28 @@ def paper_sources(tiny_models, tmp_path_factory):
     torch.save(original_motion_state(motion), root / "mm_sd_v14.ckpt")
     adapter = load_file(str(tiny_models / "adapter_init/adapter.safetensors"))
     torch.save({"state_dict": {f"module.{k}": v for k, v in adapter.items()}}, root / "360Adapter_flow_v1.ckpt")
+    torch.save(feature_net_files_state("i3d"), root / "i3d_pretrained_400.pt")
+    torch.save(feature_net_files_state("inception"), root / "pt_inception.pth")
     settings = {"sd15": str(tiny_models / "sd"), "motion_adapter": str(root / "mm_sd_v14.ckpt"),
                 "motion_adapter_config": None,
                 "lora": str(tiny_models / "lora/panorama_lora.safetensors"),
                 "personalised": {"toon": str(root / "toon.safetensors")},
                 "adapter_checkpoint": str(root / "360Adapter_flow_v1.ckpt"),
-                "clip": str(tiny_models / "clip"), "seed": 0}
+                "clip": str(tiny_models / "clip"), "i3d": str(root / "i3d_pretrained_400.pt"),
+                "inception": str(root / "pt_inception.pth"), "seed": 0}
     return settings
+
+
+def feature_net_files_state(kind: str) -> dict:
+    """Random weights (fp16, to keep the files small) in the layout of the real I3D / FID Inception files:
+    cd-fvd's InceptionI3d(400), and torchvision's Inception-v3 (1008 classes, no aux head), whose keys are
+    torch-fidelity's."""
+    import torchvision
+    from cdfvd.third_party.i3d.pytorch_i3d import InceptionI3d
+
+    net = (InceptionI3d(400) if kind == "i3d" else
+           torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False, num_classes=1008))
+    return {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}
 
 
 def test_paper_loader_reads_the_real_formats(paper_sources, tiny_models, tmp_path):
@@ -137,7 +152,8 @@ def test_paper_loader_reads_the_real_formats(paper_sources, tiny_models, tmp_pat
     settings = {**paper_sources, "motion_adapter_config": str(TINY_DIR / "motion_adapter.json")}
     manifest = materialize_paper(tmp_path / "models", settings)
     assert manifest["profile"] == "paper"
-    assert {"personalised.toon", "adapter_released", "motion_adapter", "lora", "clip"} <= set(manifest["pieces"])
+    assert {"personalised.toon", "adapter_released", "motion_adapter", "lora", "clip", "i3d",
+            "inception"} <= set(manifest["pieces"])
     comps = load_components(tmp_path / "models", personalised="toon")
     reference = load_components(tiny_models)
     # the LDM single file, converted by diffusers, gives back the tiny UNet; mm ckpt the motion weights
@@ -167,7 +183,8 @@ def test_paper_missing_pieces_are_listed_in_one_message(tmp_path, monkeypatch):
         check_paper_sources(settings)
     assert time.perf_counter() - start < 20
     text = str(error.value)
-    names = ["sd15", "motion_adapter", "lora", "clip"] + [f"personalised.{n}" for n in settings["personalised"]]
+    names = ["sd15", "motion_adapter", "lora", "clip", "i3d", "inception"] + [
+        f"personalised.{n}" for n in settings["personalised"]]
     assert f"missing {len(names)} piece(s)" in text
     for name in names:
         assert f"- {name}:" in text
@@ -183,3 +200,11 @@ def test_mm_checkpoint_with_wrong_layout_is_refused(paper_sources, tmp_path):
     torch.save(state, tmp_path / "broken.ckpt")
     with pytest.raises(ValueError, match="broken.ckpt: does not match MotionAdapter.*1 missing"):
         motion_adapter_from_original(tmp_path / "broken.ckpt", tiny_config("motion_adapter"))
+
+
+def test_manifest_records_only_the_versions_that_shape_the_files(tiny_models):
+    """mlflow, dvc or the Python patch release must not change the models folder's bytes."""
+    from dvd360.provenance import MODEL_FILE_PACKAGES
+
+    recorded = json.loads((tiny_models / "manifest.json").read_text())["versions"]
+    assert set(recorded) <= set(MODEL_FILE_PACKAGES) and "torch" in recorded

@@ -29,7 +29,7 @@ import torch
 from dvd360.atomic import write_json
 from dvd360.models import kohya_lora
 from dvd360.models.tiny_configs import CONFIG_DIR, MAX_TOKENS, ddim_config, tiny_config, write_tiny_tokenizer
-from dvd360.provenance import sha256_of, versions
+from dvd360.provenance import MODEL_FILE_PACKAGES, sha256_of, versions
 
 LORA_FILE = "lora/panorama_lora.safetensors"
 ADAPTER_INIT_FILE = "adapter_init/adapter.safetensors"
@@ -73,7 +73,9 @@ def _piece(out_dir: Path, relative: str, kind: str, fmt: str, source: str, seed:
 
 
 def _write_manifest(out_dir: Path, profile: str, seed: int | None, pieces: dict[str, dict]) -> dict:
-    manifest = {"profile": profile, "seed": seed, "pieces": pieces, "versions": versions()}
+    # Only the versions that shape the files: the folder's bytes do not follow unrelated packages.
+    manifest = {"profile": profile, "seed": seed, "pieces": pieces,
+                "versions": versions(MODEL_FILE_PACKAGES, python=False)}
     write_json(out_dir / "manifest.json", manifest)
     return manifest
 
