@@ -39,7 +39,7 @@ def main() -> None:
     # A record is reused only while the video, these settings and the prepared index are unchanged.
     settings = {"clip": clip.name, "clip_device": clip.device.type, "clip_precision": clip.precision,
                 "clip_batch_size": clip.batch_size, "flow_method": params["flow_method"],
-                "flow_options": params.get("flow_options") or {},
+                "flow_options": params.get("flow_options") or {}, "keep_repeats": bool(params.get("keep_repeats", False)),
                 "prepared_index_sha256": sha256_of(Path(params["prepared"]) / "index.json")}
     previous = {}
     for method in methods:
@@ -47,7 +47,8 @@ def main() -> None:
         if out.is_file():
             previous[method] = {r["video"]: r for r in json.loads(out.read_text(encoding="utf-8")).get("videos", [])}
     workers = int(params.get("workers", 1)) or os.cpu_count() or 1
-    by_method = score_generations(scorer, {m: generations / m for m in methods}, clips, settings, previous, workers)
+    by_method = score_generations(scorer, {m: generations / m for m in methods}, clips, settings, previous, workers,
+                                  keep_repeats=settings["keep_repeats"])
     if by_method is None:
         return  # a torchrun rank other than 0: rank 0 writes every rank's records
     seed, resamples = int(params["seed"]), int(params["bootstrap_resamples"])

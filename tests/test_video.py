@@ -102,3 +102,16 @@ def test_folder_of_frames_and_gif(tmp_path, clip):
     images[0].save(tmp_path / "a.gif", save_all=True, append_images=images[1:], duration=125, loop=0)
     np.testing.assert_array_equal(read_frames(tmp_path / "a.gif"), flat)
     assert probe_video(tmp_path / "a.gif").frames == 4
+
+
+def test_npz_of_frames_reads_like_a_video(tmp_path):
+    frames = np.random.default_rng(3).integers(0, 256, size=(4, 8, 16, 3), dtype=np.uint8)
+    np.savez_compressed(tmp_path / "clip.npz", frames=frames)
+    np.testing.assert_array_equal(read_frames(tmp_path / "clip.npz"), frames)
+    np.testing.assert_array_equal(read_frames(tmp_path / "clip.npz", [3, 1]), frames[[3, 1]])
+    np.savez_compressed(tmp_path / "other.npz", video=frames)
+    with pytest.raises(VideoError, match="other.npz: no 'frames' array"):
+        read_frames(tmp_path / "other.npz")
+    np.savez_compressed(tmp_path / "float.npz", frames=frames / 255.0)
+    with pytest.raises(VideoError, match="must be uint8"):
+        read_frames(tmp_path / "float.npz")

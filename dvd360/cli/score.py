@@ -15,18 +15,22 @@ DEFAULT_CLIP_DIR = Path("data/models/clip")
 PAPER_CLIP = "ViT-L-14-quickgelu/openai"
 
 
-def _load_item(item: Item, flow_kind: str, flow_method: str):
-    """An item's frames, prompt and reference flow (run ahead, in a worker; errors name the file)."""
+def _load_item(item: Item, flow_kind: str, flow_method: str, keep_repeats: bool = False):
+    """An item's frames (repeats dropped unless `keep_repeats`), prompt, reference flow (between
+    the frames kept) and input detections (run ahead, in a worker; errors name the file)."""
+    from dvd360.data.detections import detect_input
     from dvd360.data.video import read_frames
     from dvd360.metrics.scoring import VideoInput, load_reference_flow
 
+    frames, kept, detections = detect_input(read_frames(item.path), keep_repeats)
     reference = None
     if item.flow is not None:
+        indices = kept if len(kept) < detections["size"]["frames"] else None
         try:
-            reference = load_reference_flow(item.flow, flow_kind, flow_method=flow_method)
+            reference = load_reference_flow(item.flow, flow_kind, indices=indices, flow_method=flow_method)
         except (ValueError, OSError) as error:
             raise ValueError(f"reference flow {item.flow}: {error}") from error
-    return VideoInput(read_frames(item.path), item.prompt, reference)
+    return VideoInput(frames, item.prompt, reference, detections)
 
 
 @click.command("score")
@@ -59,7 +63,12 @@ def _load_item(item: Item, flow_kind: str, flow_method: str):
 @click.option("--workers", type=click.IntRange(min=0), default=1, show_default=True,
               help="CPU processes decoding videos and estimating flow ahead of CLIP (0: one per core; "
                    "1: one thread). Under torchrun, per process.")
-def score(inputs, prompts, flows, flow_kind, out, model, flow_method, device, precision, batch_size, workers):
+@click.option("--keep-repeats", is_flag=True, default=False,
+              help="Score every frame. By default runs of repeated frames (web frame-rate upsampling: "
+                   "consecutive frames that differ by less than half of a 1-px pan) are scored once, and a "
+                   "reference flow's one-step flows are summed between the frames kept.")
+def score(inputs, prompts, flows, flow_kind, out, model, flow_method, device, precision, batch_size, workers,
+          keep_repeats):
     """Score ERP videos (mp4, gif, ... or folders of PNG/JPG frames; folders of videos too).
 
     Every input is checked first (readable, 2:1 ERP, at least 2 frames, a prompt when --prompts
@@ -70,7 +79,9 @@ def score(inputs, prompts, flows, flow_kind, out, model, flow_method, device, pr
     end_continuity, seam_ratio, their _coslat variants, flow_epe_deg, flow_direction_agreement);
     a metric that cannot be computed (no prompt, no flow) is absent, never 0. "metrics_info"
     gives each metric's scale, better direction, model or flow estimator, and the estimator's own
-    error on a synthetic rigid rotation at the scored size.
+    error on a synthetic rigid rotation at the scored size. "detections" (also one line per video
+    on stderr) says what was found in each input before scoring: its size, repeated frames and
+    which were dropped.
 
     Data parallel: `torchrun --nproc_per_node N -m dvd360.cli score ...` (or accelerate launch)
     shards the videos over the processes (video i to rank i % N, one GPU each) and rank 0
@@ -80,6 +91,7 @@ def score(inputs, prompts, flows, flow_kind, out, model, flow_method, device, pr
     from functools import partial
 
     from dvd360.atomic import write_json
+    from dvd360.data.detections import detection_line
     from dvd360.metrics.clip_model import ClipSpecError, load_clip
     from dvd360.metrics.engine import JobError, world
     from dvd360.metrics.generations import TINY_NOTE
@@ -97,7 +109,7 @@ def score(inputs, prompts, flows, flow_kind, out, model, flow_method, device, pr
     except (ClipSpecError, OSError, RuntimeError, ValueError) as error:
         raise click.ClickException(f"CLIP model {spec}: {error}") from error
     scorer = VideoScorer(clip, flow_method)
-    load = partial(_load_item, flow_kind=flow_kind, flow_method=flow_method)
+    load = partial(_load_item, flow_kind=flow_kind, flow_method=flow_method, keep_repeats=keep_repeats)
     try:
         scored = scorer.score_sharded(items, load, workers=workers or os.cpu_count() or 1)
     except JobError as failure:
@@ -110,7 +122,8 @@ def score(inputs, prompts, flows, flow_kind, out, model, flow_method, device, pr
         records.append({"path": str(item.path), "prompt": item.prompt, "prompt_truncated": result["prompt_truncated"],
                         "frames": frames, "height": height, "width": width,
                         "reference_flow": None if item.flow is None else {"path": str(item.flow), "kind": flow_kind},
-                        "metrics": result["metrics"]})
+                        "detections": result["detections"], "metrics": result["metrics"]})
+        click.echo(detection_line(str(item.path), result["detections"]), err=True)
     if rank_count > 1:
         click.echo(f"scored on {rank_count} processes", err=True)
     result = {"note": TINY_NOTE if clip.random_weights else None, "metrics_info": scorer.describe(),

@@ -51,6 +51,7 @@ class RepeatInfo:
 
     @property
     def dropped(self) -> tuple[int, ...]:
+        """The frames that repeat the one before them (what `drop_repeats` leaves out)."""
         kept = set(self.kept)
         return tuple(i for i in range(self.frames) if i not in kept)
 
@@ -67,7 +68,7 @@ class RepeatInfo:
 
     def to_json(self) -> dict:
         return {"frames": self.frames, "distinct": len(self.kept), "factor": round(self.factor, 4),
-                "longest_run": self.longest_run, "dropped": list(self.dropped), "still": self.still,
+                "longest_run": self.longest_run, "repeated": list(self.dropped), "still": self.still,
                 "threshold": self.threshold,
                 "statistic": "mean |I[t+1] - I[t]| / mean |I[t] shifted 1 px in longitude - I[t]|",
                 "max_change_of_a_repeat": max((c for c in self.changes if c <= self.threshold), default=None),

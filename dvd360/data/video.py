@@ -29,6 +29,7 @@ from dvd360.atomic import atomic_path
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 VIDEO_SUFFIXES = (".mp4", ".gif", ".webm", ".mkv", ".mov", ".avi")  # containers PyAV opens
 DEFAULT_CRF = 18
+FRAMES_KEY = "frames"  # the array of an .npz of frames
 
 
 class VideoError(Exception):
@@ -113,7 +114,8 @@ def probe_video(path: str | Path, verify: bool = False) -> VideoInfo:
 
 
 def read_frames(path: str | Path, indices: Sequence[int] | None = None) -> np.ndarray:
-    """Decode a video (mp4, gif, ...) or a folder of PNG/JPG frames to uint8 (F, H, W, 3) RGB.
+    """Decode a video (mp4, gif, ...), a folder of PNG/JPG frames or an `.npz` of frames (uint8
+    array `frames`, as the generate stage writes beside its mp4s) to uint8 (F, H, W, 3) RGB.
 
     `indices` (increasing or not, repeats allowed) selects frames; decoding stops after the
     largest one. Raises `VideoError` naming the file when it is unreadable, truncated (the
@@ -123,6 +125,8 @@ def read_frames(path: str | Path, indices: Sequence[int] | None = None) -> np.nd
     wanted = None if indices is None else sorted(set(int(i) for i in indices))
     if path.is_dir():
         frames, count = _read_folder(path, wanted)
+    elif path.suffix.lower() == ".npz":
+        frames, count = _read_npz(path, wanted)
     else:
         frames, count = _read_video(path, wanted)
     if count == 0:
@@ -189,6 +193,25 @@ def _read_folder(folder: Path, wanted: list[int] | None) -> tuple[dict[int, np.n
     if len(sizes) > 1:
         raise VideoError(folder, f"frames differ in size: {sorted(sizes)}")
     return frames, len(files)
+
+
+def _read_npz(path: Path, wanted: list[int] | None) -> tuple[dict[int, np.ndarray], int]:
+    """The wanted frames of the uint8 (F, H, W, 3) array `frames` of an npz, and F."""
+    import zipfile
+
+    if not path.exists():
+        raise VideoError(path, "no such file")
+    try:
+        with np.load(path) as data:
+            if FRAMES_KEY not in data.files:
+                raise VideoError(path, f"no '{FRAMES_KEY}' array (has {', '.join(data.files) or 'nothing'})")
+            array = data[FRAMES_KEY]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise VideoError(path, f"unreadable npz ({error})") from error
+    if array.ndim != 4 or array.shape[-1] != 3 or array.dtype != np.uint8:
+        raise VideoError(path, f"'{FRAMES_KEY}' must be uint8 (F, H, W, 3), got {array.dtype} {array.shape}")
+    keep = range(len(array)) if wanted is None else [i for i in wanted if i < len(array)]
+    return {i: array[i] for i in keep}, len(array)
 
 
 def _read_video(path: Path, wanted: list[int] | None) -> tuple[dict[int, np.ndarray], int]:

@@ -9,7 +9,10 @@ net latent rotation when the condition was rotated with the latent (the output v
 un-rotated sample turned by that angle). Records are reused when the video's SHA-256 and the
 scorer settings are unchanged, so an interrupted stage resumes where it stopped. The videos of
 every method are scored in one batched stream (`VideoScorer.score_sharded`), data-parallel
-under torchrun.
+under torchrun. The frames scored are the `.npz` beside each mp4 when present (the generate
+stage's exact frames: the yuv420p mp4 is the browser copy for the study and MLflow, and its
+codec would add a seam); repeated frames are dropped unless `keep_repeats`, and every record
+says what was detected and dropped (`detections`, `data.detections`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Mapping
 
+from dvd360.data.detections import detect_input
 from dvd360.data.video import read_frames
 from dvd360.metrics.scoring import METRIC_NAMES, VideoInput, VideoScorer, load_reference_flow
 from dvd360.provenance import sha256_of
@@ -58,12 +62,15 @@ def reference_note(record: Mapping[str, Any], clips: Mapping[str, Any], num_fram
 
 
 def reference_for(record: Mapping[str, Any], clips: Mapping[str, Any], num_frames: int,
-                  flow_method: str = "ilk") -> tuple[Any, dict]:
-    """The reference flow of a generation and a note of where it came from; (None, note) if none."""
+                  flow_method: str = "ilk", kept: list[int] | None = None) -> tuple[Any, dict]:
+    """The reference flow of a generation and a note of where it came from; (None, note) if none.
+    `kept`: the video frames scored (repeats dropped): the flow between them is used."""
     note = reference_note(record, clips, num_frames)
     if note["source"] is None:
         return None, note
     indices = note["frame_indices"] if isinstance(note["frame_indices"], list) else list(range(num_frames))
+    if kept is not None:
+        indices = [indices[k] for k in kept]
     flow = load_reference_flow(note["path"], note["source"], indices=indices, roll_deg=note["roll_deg"],
                                flow_method=flow_method)
     return flow, note
@@ -71,20 +78,27 @@ def reference_for(record: Mapping[str, Any], clips: Mapping[str, Any], num_frame
 
 @dataclass(frozen=True)
 class GenerationJob:
-    """One generated video to score: its method, file, generation record and their SHA-256s."""
+    """One generated video to score: its method, file, generation record and their SHA-256s, and
+    the file scored: the generate stage's exact frames (`.npz` beside the mp4) when present, so
+    the browser mp4's codec seam is not scored, else the mp4."""
 
     method: str
     video: Path
     record: dict
     video_sha256: str
     record_sha256: str | None
+    frames_path: Path
+    frames_sha256: str
 
 
-def load_generation(job: GenerationJob, clips: Mapping[str, Any], flow_method: str) -> VideoInput:
-    """A generation's frames, prompt and reference flow (run ahead, in a worker)."""
-    frames = read_frames(job.video)
-    reference, _ = reference_for(job.record, clips, frames.shape[0], flow_method)
-    return VideoInput(frames, job.record.get("prompt"), reference)
+def load_generation(job: GenerationJob, clips: Mapping[str, Any], flow_method: str,
+                    keep_repeats: bool = False) -> VideoInput:
+    """A generation's frames (repeated frames dropped unless `keep_repeats`), prompt, reference
+    flow and input detections (run ahead, in a worker)."""
+    decoded = read_frames(job.frames_path)
+    frames, kept, detections = detect_input(decoded, keep_repeats)
+    reference, _ = reference_for(job.record, clips, decoded.shape[0], flow_method, kept)
+    return VideoInput(frames, job.record.get("prompt"), reference, detections)
 
 
 def generation_jobs(method: str, folder: Path) -> list[GenerationJob]:
@@ -93,14 +107,15 @@ def generation_jobs(method: str, folder: Path) -> list[GenerationJob]:
     for video in sorted(folder.glob("*.mp4")):
         sidecar = video.with_suffix(".json")
         record = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.is_file() else {}
+        frames = video.with_suffix(".npz") if video.with_suffix(".npz").is_file() else video
         jobs.append(GenerationJob(method, video, record, sha256_of(video),
-                                  sha256_of(sidecar) if sidecar.is_file() else None))
+                                  sha256_of(sidecar) if sidecar.is_file() else None, frames, sha256_of(frames)))
     return jobs
 
 
 def score_generations(scorer: VideoScorer, folders: Mapping[str, Path], clips: Mapping[str, Any],
                       settings: Mapping[str, Any], previous: Mapping[str, Mapping[str, Mapping]] | None = None,
-                      workers: int = 1) -> dict[str, list[dict]] | None:
+                      workers: int = 1, keep_repeats: bool = False) -> dict[str, list[dict]] | None:
     """Per method (in `folders` order), the records of its videos, sorted by file name.
 
     A record in `previous[method]` is reused while its video, generation record and `settings`
@@ -114,12 +129,12 @@ def score_generations(scorer: VideoScorer, folders: Mapping[str, Path], clips: M
         for job in generation_jobs(method, Path(folder)):
             old = previous.get(method, {}).get(job.video.name)
             if (old and old.get("video_sha256") == job.video_sha256 and old.get("record_sha256") == job.record_sha256
-                    and old.get("settings") == dict(settings)):
+                    and old.get("frames_sha256") == job.frames_sha256 and old.get("settings") == dict(settings)):
                 kept[method, job.video.name] = old
             else:
                 to_score.append(job)
     scored = scorer.score_sharded(to_score, partial(load_generation, clips=clips, flow_method=scorer.flow_method or
-                                                    "ilk"), workers=workers)
+                                                    "ilk", keep_repeats=keep_repeats), workers=workers)
     if scored is None:
         return None
     for old in kept.values():
@@ -135,6 +150,8 @@ def _record(job: GenerationJob, shape: tuple[int, int, int], result: dict, clips
             settings: Mapping[str, Any]) -> dict:
     record = job.record
     return {"video": job.video.name, "video_sha256": job.video_sha256, "record_sha256": job.record_sha256,
+            "scored_from": job.frames_path.name, "frames_sha256": job.frames_sha256,
+            "detections": result.get("detections", {}),
             "prompt": record.get("prompt"), "prompt_id": record.get("prompt_id", job.video.stem.rsplit("-s", 1)[0]),
             "seed": record.get("seed"), "frames": shape[0], "height": shape[1], "width": shape[2],
             "reference_flow": reference_note(record, clips, shape[0]),

@@ -31,7 +31,7 @@ from dvd360.metrics.engine import (FeatureExtractor, cpu_executor, device_label,
                                    init_distributed, prefetch, shard)
 from dvd360.metrics.flow_agreement import MIN_MOTION_PX, estimator_error, flow_agreement
 from dvd360.metrics.frame_consistency import frame_consistency
-from dvd360.metrics.seam import seam_metrics
+from dvd360.metrics.seam import SEAM_METRICS, seam_metrics
 
 # name -> (better, scale); order = column order of every table.
 METRICS: dict[str, tuple[str, str]] = {
@@ -43,6 +43,8 @@ METRICS: dict[str, tuple[str, str]] = {
     "seam_ratio": ("lower", "EC / interior EC, unitless (1 = no visible seam), rows plain"),
     "end_continuity_coslat": ("lower", "as end_continuity, rows weighted by cos(latitude)"),
     "seam_ratio_coslat": ("lower", "as seam_ratio, rows weighted by cos(latitude)"),
+    "seam_ratio_codec": ("lower", "EC / EC of the block-edge column pairs (16k-1, 16k), unitless, rows plain"),
+    "seam_ratio_codec_coslat": ("lower", "as seam_ratio_codec, rows weighted by cos(latitude)"),
     "flow_epe_deg": ("lower", "degrees on the sphere, cos-latitude weighted"),
     "flow_direction_agreement": ("higher", "cos-latitude weighted mean direction cosine, -1..1"),
 }
@@ -64,11 +66,13 @@ GROUP_BATCHES = 4  # frame-model batches gathered before a forward pass: the pad
 
 @dataclass
 class VideoInput:
-    """One video to score: RGB ERP frames (F, H, W, 3), its prompt and its reference flow (optional)."""
+    """One video to score: RGB ERP frames (F, H, W, 3), its prompt and its reference flow (optional),
+    and what was detected about the input (`data.detections`), carried into the result."""
 
     frames: np.ndarray
     prompt: str | None = None
     reference_flow: np.ndarray | None = None
+    detections: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -78,6 +82,7 @@ class Prepared:
     frames: np.ndarray
     prompt: str | None
     metrics: dict[str, float]
+    detections: dict = field(default_factory=dict)
 
 
 class Scored(NamedTuple):
@@ -114,7 +119,7 @@ def as_video(job: VideoInput) -> VideoInput:
 def prepare_job(load: Callable[[Any], VideoInput], cpu_metrics: CpuMetrics, job: Any) -> Prepared:
     """The CPU part of one job, run ahead on the engine's executor: load (decode) it, CPU metrics."""
     video = load(job)
-    return Prepared(np.asarray(video.frames), video.prompt, cpu_metrics(video))
+    return Prepared(np.asarray(video.frames), video.prompt, cpu_metrics(video), video.detections)
 
 
 class VideoScorer:
@@ -161,7 +166,7 @@ class VideoScorer:
     def describe(self) -> dict[str, dict]:
         """Per metric: better direction, scale, the device it ran on, and the model or estimator."""
         info = {name: {"better": better, "scale": scale} for name, (better, scale) in METRICS.items()}
-        for name in ("end_continuity", "seam_ratio", "end_continuity_coslat", "seam_ratio_coslat"):
+        for name in SEAM_METRICS:
             info[name]["device"] = "cpu"
         if self.clip is not None:
             for name in METRIC_NAMES[:4]:
@@ -253,7 +258,7 @@ class VideoScorer:
                 self.estimator_error(*shape[1:])
             ordered = {name: float(metrics[name]) for name in METRIC_NAMES
                        if name in metrics and math.isfinite(metrics[name])}
-            result = {"metrics": ordered, "prompt_truncated": truncated}
+            result = {"metrics": ordered, "prompt_truncated": truncated, "detections": prepared.detections}
             if self.extra_extractors:
                 result["features"] = {e.name: features[e.name][k] for e in self.extra_extractors}
             yield Scored(job, shape, result)
