@@ -42,7 +42,7 @@ def test_repeats_are_found_and_dropped(clips, factor):
         assert info.kept == tuple(range(0, len(repeated), factor))
         assert len(info.dropped) == len(repeated) - len(frames)
         np.testing.assert_array_equal(drop_repeats(repeated, info), frames)
-        assert info.to_json()["dropped"] == list(info.dropped)
+        assert info.to_json()["repeated"] == list(info.dropped)
 
 
 @pytest.mark.parametrize("crf", [18, 23, 28])
