@@ -135,20 +135,6 @@ def layout_folders(height: int, width: int, frames: int) -> tuple[str, str]:
 
 # ----------------------------------------------------------------------------- writing
 
-def _write_npz(path: Path, **arrays: np.ndarray) -> None:
-    """np.savez_compressed without the wall-clock timestamps zipfile stamps on each member.
-
-    Hand-written because numpy offers no deterministic option: same arrays -> same bytes.
-    """
-    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, array in arrays.items():
-            buffer = io.BytesIO()
-            np.lib.format.write_array(buffer, np.asanyarray(array), allow_pickle=False)
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, buffer.getvalue())
-
-
 def write_clip(root: str | Path, clip_id: str, frames: np.ndarray, flow: np.ndarray, caption: str,
                fps: float = 8, crf: int = 18, numeric_flow: bool = True, lossless: bool = False) -> Clip:
     """Write one clip in the layout: video mp4, flow-visualisation mp4 and (optionally) npz flow.
@@ -168,7 +154,8 @@ def write_clip(root: str | Path, clip_id: str, frames: np.ndarray, flow: np.ndar
     npz_path = None
     if numeric_flow:
         npz_path = root / flows / f"{clip_id}.npz"
-        _write_npz(npz_path, **{FLOW_KEY: flow.astype(np.float16)})
+        with atomic_path(npz_path) as tmp, tmp.open("wb") as handle:  # deterministic: members dated 1980
+            np.savez_compressed(handle, **{FLOW_KEY: flow.astype(np.float16)})
     return Clip(clip_id, caption, video_path, flow_path, npz_path, count, height, width)
 
 
