@@ -40,6 +40,7 @@ class GenerateSettings:
     condition_stride: int
     negative_prompt: str = ""
     decode_chunk_size: int = 1
+    fast_path: bool = False  # `dvd360.sampling.fast_path` (its kernels round differently: keyed)
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "GenerateSettings":
@@ -126,11 +127,15 @@ def motion_condition(clip_id: str, prepared_dir: str | Path,
 def generate_method(method: Method, prompts: list[Prompt], settings: GenerateSettings, *,
                     models_dir: str | Path, out_dir: str | Path, adapters_dir: str | Path,
                     prepared_dir: str | Path, device: str = "cpu", dtype: str = "float32",
-                    personalised: str | None = None, progress: bool = True) -> list[dict[str, Any]]:
-    """Generate (or keep, when complete) every video of `method`; return one summary per video.
+                    personalised: str | None = None, progress: bool = True, rank: int = 0,
+                    world_size: int = 1) -> list[dict[str, Any]]:
+    """Generate (or keep, when complete) this process's videos of `method`; one summary per video.
 
-    Components are loaded once, and only if some video needs generating. A summary holds
-    prompt_id, seed, status ("generated" or "skipped"), the paths and the seconds taken.
+    The jobs are every prompt x every seed; process `rank` of `world_size` (torchrun) takes job i
+    when i % world_size == rank, on its own `device` (e.g. cuda:LOCAL_RANK). A video depends only
+    on its prompt, seed and settings, so it is the same whichever process makes it.
+    Components are loaded once, and only if some video needs generating. A summary holds the
+    job's index, prompt_id, seed, status ("generated" or "skipped"), the paths and the seconds.
     """
     from tqdm.auto import tqdm
 
@@ -153,18 +158,23 @@ def generate_method(method: Method, prompts: list[Prompt], settings: GenerateSet
     adapter_sha = None if adapter_file is None else sha256_of(adapter_file)
     jobs = [(prompt, seed, video_paths(out_dir, method.id, prompt.id, seed))
             for prompt in prompts for seed in settings.seeds]
+    jobs = [(index, job) for index, job in enumerate(jobs) if index % world_size == rank]
 
     pipe = adapter = None
     conditions: dict[str, tuple[torch.Tensor, list[int]]] = {}
     summaries = []
-    for prompt, seed, paths in tqdm(jobs, desc=f"generate {method.id}", unit="video", disable=not progress):
+    where = f" [rank {rank}/{world_size}]" if world_size > 1 else ""
+    for index, (prompt, seed, paths) in tqdm(jobs, desc=f"generate {method.id}{where}", unit="video",
+                                             disable=not progress):
         condition = condition_files(known[prompt.condition]) if prompt.condition in known else None
         expected = fingerprint(method, prompt, seed, settings, models_sha, adapter_sha, personalised, condition)
         if is_complete(paths, expected):
-            summaries.append({"prompt_id": prompt.id, "seed": seed, "status": "skipped", "paths": paths, "seconds": 0.0})
+            summaries.append({"index": index, "prompt_id": prompt.id, "seed": seed, "status": "skipped",
+                              "paths": paths, "seconds": 0.0})
             continue
         if pipe is None:
-            pipe, adapter = _load(models_dir, device, DTYPES[dtype], personalised, method, adapter_file)
+            pipe, adapter = _load(models_dir, device, DTYPES[dtype], personalised, method, adapter_file,
+                                  settings.fast_path)
         # The prompt's motion clip is the flow metric's reference for every method (for methods
         # without a motion condition it measures chance agreement); only clip-conditioned ones see it.
         reference_id = None if prompt.condition == "zero" else prompt.condition
@@ -183,13 +193,14 @@ def generate_method(method: Method, prompts: list[Prompt], settings: GenerateSet
             "clip_id": reference_id, "frame_indices": conditions[reference_id][1]}
         _write_video(paths, result, method, prompt, clip_id, reference, settings, expected, personalised,
                      seconds)
-        summaries.append({"prompt_id": prompt.id, "seed": seed, "status": "generated", "paths": paths,
-                          "seconds": seconds})
+        summaries.append({"index": index, "prompt_id": prompt.id, "seed": seed, "status": "generated",
+                          "paths": paths, "seconds": seconds,
+                          "first_in_process": not any(s["status"] == "generated" for s in summaries)})
     return summaries
 
 
 def _load(models_dir: Path, device: str, dtype: torch.dtype, personalised: str | None, method: Method,
-          adapter_file: Path | None):
+          adapter_file: Path | None, fast_path: bool):
     from dvd360.models.adapter import load_adapter
     from dvd360.models.materialize import load_components
     from dvd360.sampling.pipeline import Panorama360Pipeline
@@ -201,6 +212,8 @@ def _load(models_dir: Path, device: str, dtype: torch.dtype, personalised: str |
         if components.lora_path is None:
             raise FileNotFoundError(f"{models_dir}: method {method.id} needs the panorama LoRA; none materialised")
         pipe.set_panorama_lora(str(components.lora_path), method.lora_weight)
+    if fast_path:  # after the LoRA, which it fuses into the weights
+        pipe.enable_fast_path()
     adapter = None
     if adapter_file is not None:
         adapter = load_adapter(adapter_file, device=device).to(dtype).eval().requires_grad_(False)

@@ -6,6 +6,11 @@ settings are unchanged are kept (the stage resumes after an interruption). One M
 method, with its videos as artifacts.
 
     python pipelines/generate.py D
+    torchrun --nproc_per_node 4 pipelines/generate.py D     # one GPU per process
+
+Under torchrun, process r of N makes the videos i with i % N == r (prompt x seed order); each
+video is the one a single process makes. After every process has finished (a gather over
+gloo), rank 0 alone logs the stage to MLflow, with every process's videos.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import statistics
 from dvd360.config import load_params, repo_root, stage_params
 from dvd360.generate import GenerateSettings, generate_method
 from dvd360.methods import get_method, load_prompts
+from dvd360.metrics.engine import gather_ordered, init_distributed, resolve_device
 from dvd360.tracking import log_artifact, log_metrics, stage_run
 
 
@@ -30,20 +36,29 @@ def main(argv: list[str] | None = None) -> int:
     prompts = load_prompts(config["suite"])
     settings = GenerateSettings.from_params(config)
     root = repo_root()
+    rank, world_size = init_distributed()
+    summaries = generate_method(
+        method, prompts, settings, models_dir=root / config["models_dir"],
+        out_dir=root / config["out_dir"], adapters_dir=root / config["adapters_dir"],
+        prepared_dir=root / config["prepared_dir"], device=str(resolve_device(config["device"])),
+        dtype=config["dtype"], personalised=config.get("personalised"), rank=rank, world_size=world_size)
+    gathered = gather_ordered([(summary["index"], summary) for summary in summaries])
+    if gathered is None:  # not rank 0: rank 0 logs everything
+        return 0
+    summaries = gathered[0]
+    made = [s for s in summaries if s["status"] == "generated"]
+    steady = [s["seconds"] for s in made if not s["first_in_process"]]
     with stage_run("generate", profile=profile, run_name=method.id,
-                   params={**config, "method": vars(method)}):
-        summaries = generate_method(
-            method, prompts, settings, models_dir=root / config["models_dir"],
-            out_dir=root / config["out_dir"], adapters_dir=root / config["adapters_dir"],
-            prepared_dir=root / config["prepared_dir"], device=config["device"],
-            dtype=config["dtype"], personalised=config.get("personalised"))
-        made = [s["seconds"] for s in summaries if s["status"] == "generated"]
+                   params={**config, "method": vars(method), "processes": world_size}):
         log_metrics({"videos": len(summaries), "videos_generated": len(made),
-                     "seconds_per_video": statistics.mean(made) if made else float("nan")})
+                     "seconds_per_video": statistics.mean(s["seconds"] for s in made) if made else float("nan"),
+                     # without each process's first video, which carries the warm-up (compilation)
+                     "seconds_per_video_steady": statistics.mean(steady) if steady else float("nan")})
         for summary in summaries:
             log_artifact(summary["paths"].mp4, artifact_path="videos")
             log_artifact(summary["paths"].json, artifact_path="records")
-    print(f"generate {method.id}: {len(made)} generated, {len(summaries) - len(made)} kept")
+    print(f"generate {method.id}: {len(made)} generated, {len(summaries) - len(made)} kept"
+          f"{f' by {world_size} processes' if world_size > 1 else ''}")
     return 0
 
 

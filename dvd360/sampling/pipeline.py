@@ -24,6 +24,8 @@ Schedulers with history (multistep solvers) would mix rolled and un-rolled sampl
 `latent_rotation` only schedulers whose step depends on the current sample alone are allowed.
 Prompt encoding, VAE decoding and LoRA loading are diffusers' own (`AnimateDiffPipeline`, which
 this class extends); `AnimateDiffPipeline.__call__` stays available for the plain method.
+`enable_fast_path` prepares the same sampler for speed (fused LoRA and QKV, channels_last,
+torch.compile, an SDPA backend: `dvd360.sampling.fast_path`); every record says whether it ran.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from dvd360.models.adapter import Adapter360
 from dvd360.models.circular_padding import make_width_circular, set_width_circular
 from dvd360.models.injection import FeatureInjection, adapter_active
 from dvd360.provenance import device_name, versions
+from dvd360.sampling.fast_path import FastPath, attention_backend, enable_fast_path, graphs_compiled
 
 # Schedulers whose step uses only the current sample and the step index: rolling the latent
 # between steps is exact for them. Multistep solvers (DPM-Solver++, UniPC, PNDM, LMS, ...) keep
@@ -118,6 +121,13 @@ class Panorama360Pipeline(AnimateDiffPipeline):
     def set_panorama_lora(self, path: str | None, weight: float = 1.0) -> None:
         """Load a Kohya/A1111 LoRA (diffusers' `load_lora_weights`) at `weight`, or unload with None."""
         loaded = getattr(self, "_panorama_lora", None)
+        fused = getattr(self, "_fast_path", None) and self._fast_path["lora_fused"]
+        if fused and {"path": None if path is None else str(path), "weight": float(weight)} != {
+                k: loaded[k] for k in ("path", "weight")}:
+            raise ValueError(f"the LoRA {loaded['path']} is fused into the weights (fast path) at weight "
+                             f"{loaded['weight']}; build a new pipeline to change it")
+        if fused:
+            return
         if path is None:
             if loaded is not None:
                 self.unload_lora_weights()
@@ -129,6 +139,22 @@ class Panorama360Pipeline(AnimateDiffPipeline):
             self.load_lora_weights(str(path), adapter_name=PANORAMA_LORA)
         self.set_adapters([PANORAMA_LORA], adapter_weights=[float(weight)])
         self._panorama_lora = {"path": str(path), "weight": float(weight)}
+
+    # -- fast path ----------------------------------------------------------------------------
+    def enable_fast_path(self, fast: FastPath | None = None) -> dict[str, Any]:
+        """Prepare the modules for speed (`dvd360.sampling.fast_path`), once; returns its record.
+
+        Load the LoRA first: it is fused into the weights and cannot be changed afterwards.
+        """
+        if getattr(self, "_fast_path", None) is not None:
+            raise RuntimeError("the fast path is already enabled on this pipeline")
+        lora = getattr(self, "_panorama_lora", None)
+        self._fast_path = enable_fast_path(self, fast or FastPath(), PANORAMA_LORA if lora else None)
+        if lora is not None:
+            self._panorama_lora = {**lora, "fused": self._fast_path["lora_fused"]}
+        # One set of hooks for the pipeline's lifetime: compiled graphs guard on them.
+        self._injection = FeatureInjection(self.unet)
+        return self._fast_path
 
     # -- checks -------------------------------------------------------------------------------
     def _check_call(self, height, width, num_frames, steps, condition, adapter, latent_rotation,
@@ -222,10 +248,13 @@ class Panorama360Pipeline(AnimateDiffPipeline):
             if circular_padding:
                 make_width_circular(self.unet)
                 make_width_circular(self.vae.decoder)
-            injection = FeatureInjection(self.unet)
+            fast = getattr(self, "_fast_path", None)
+            graphs_before = graphs_compiled()
+            injection = self._injection if fast else FeatureInjection(self.unet)
             injection.set_features(features, adapter_scale)
+            attention = fast["attention"] if fast else "auto"
             try:
-                with timer("denoising"), self.progress_bar(total=steps) as progress:
+                with attention_backend(attention), timer("denoising"), self.progress_bar(total=steps) as progress:
                     for i, t in enumerate(timesteps):
                         set_width_circular(self.unet, circular_padding and i >= circular_start)
                         injection.active = adapter_active(i, steps)
@@ -243,13 +272,16 @@ class Panorama360Pipeline(AnimateDiffPipeline):
                         progress.update()
 
                 # 6. decode (circular padding stays on in the VAE decoder when enabled)
-                with timer("decoding"):
+                with attention_backend(attention), timer("decoding"):
                     set_width_circular(self.vae.decoder, circular_padding)
                     video = self.decode_latents(latents, decode_chunk_size=decode_chunk_size)
                     frames = (video[0].permute(1, 2, 3, 0) / 2 + 0.5).clamp(0, 1)
                     frames = (frames * 255).round().to(torch.uint8).cpu().numpy()
             finally:
-                injection.close()
+                if fast:
+                    injection.set_features(None)
+                else:
+                    injection.close()
                 set_width_circular(self.unet, False)
                 set_width_circular(self.vae.decoder, False)
 
@@ -273,6 +305,7 @@ class Panorama360Pipeline(AnimateDiffPipeline):
             "circular_padding": bool(circular_padding),
             "circular_padding_from_step": int(circular_start) if circular_padding else None,
             "lora": getattr(self, "_panorama_lora", None),
+            "fast_path": None if not fast else {**fast, "graphs_compiled": graphs_compiled() - graphs_before},
             "dtype": str(dtype).removeprefix("torch."),
             "device": device_name() if device.type == "cuda" else str(device),
             "timings_s": timer.seconds,

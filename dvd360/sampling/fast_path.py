@@ -1,0 +1,107 @@
+"""The fast path of `Panorama360Pipeline`: the same sampler, prepared once to run at hardware speed.
+
+`enable_fast_path(pipe, FastPath())` changes the pipeline's modules in place, in this order:
+
+1. LoRA fused into the weights (B, C): diffusers' `fuse_lora` computes W' = W + s * up @ down once,
+   then `unload_lora_weights` removes the PEFT wrappers, so each step runs plain Linears;
+2. fused QKV projections (diffusers' `fuse_qkv_projections`, UNet and VAE): one (3d x d) matmul
+   for self-attention instead of three, one (2d x d) for the cross-attention keys and values;
+3. channels_last memory format for the UNet and the VAE (NHWC convolutions);
+4. every width-padded Conv2d of the UNet and VAE decoder made switchable (circular padding)
+   *before* compiling, so the compiled graphs see the final module classes;
+5. `torch.compile` of the UNet and the VAE decoder (`fullgraph=True`: a graph break is an error,
+   not a silent slowdown). The circular-padding switch and the adapter's injection state are
+   plain Python attributes that dynamo guards on, so a 25-step D run compiles exactly three UNet
+   graphs (features on / padding off, features on / padding on, features off / padding on) and
+   one decoder graph, then only selects cached graphs: no recompilation, no graph break
+   (tests/test_fast_path.py counts them with `torch._dynamo.utils.counters`).
+
+The feature-injection hooks stay installed for the pipeline's lifetime (a fresh hook per call
+would change what dynamo guards on and recompile every video). SDPA attention runs under the
+chosen backend (`torch.nn.attention.sdpa_kernel`; "auto" leaves torch's own choice).
+
+Compiled artefacts are cached on disk by torch (inductor's FX-graph and autotuning caches, in
+`TORCHINDUCTOR_CACHE_DIR`, default /tmp/torchinductor_$USER), so a later process on the same
+machine skips code generation; dynamo's tracing is redone per process. The first video of a
+process therefore carries the warm-up; records say how many graphs each call compiled.
+
+Numerics: the fused and compiled kernels sum in other orders, so videos differ from the eager
+path by rounding (tolerances measured in tests/test_fast_path.py and by
+`python -m dvd360.benchmarks.sampler`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from dvd360.models.circular_padding import make_width_circular
+
+ATTENTION_BACKENDS = {"auto": None, "flash": SDPBackend.FLASH_ATTENTION,
+                      "cudnn": SDPBackend.CUDNN_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
+                      "math": SDPBackend.MATH}
+
+
+@dataclass(frozen=True)
+class FastPath:
+    """Fast-path settings; the defaults are the stage's (params.yaml `generate.paper.fast_path`).
+
+    `backend`/`mode` are `torch.compile`'s; `attention` one of ATTENTION_BACKENDS.
+    """
+
+    compile: bool = True
+    backend: str = "inductor"
+    mode: str | None = None
+    compile_vae_decoder: bool = True
+    channels_last: bool = True
+    attention: str = "auto"
+    fuse_qkv: bool = True
+    fuse_lora: bool = True
+
+    def __post_init__(self):
+        if self.attention not in ATTENTION_BACKENDS:
+            raise ValueError(f"fast path attention {self.attention!r}: known {sorted(ATTENTION_BACKENDS)}")
+
+
+def attention_backend(name: str) -> contextlib.AbstractContextManager:
+    """`sdpa_kernel([backend])` for a named SDPA backend; "auto" (torch's choice) changes nothing."""
+    backend = ATTENTION_BACKENDS[name]
+    return contextlib.nullcontext() if backend is None else sdpa_kernel([backend])
+
+
+def graphs_compiled() -> int:
+    """Graphs dynamo has compiled in this process so far (its `unique_graphs` counter)."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
+
+
+def enable_fast_path(pipe, fast: FastPath, lora_name: str | None) -> dict[str, Any]:
+    """Apply `fast` to `pipe` in place (irreversible) and return its record.
+
+    `lora_name` is the adapter name under which the pipeline loaded its LoRA (None: no LoRA).
+    """
+    lora_fused = False
+    if fast.fuse_lora and lora_name is not None:
+        # The adapter's weight (set_adapters) is already in PEFT's scaling; lora_scale multiplies it.
+        pipe.fuse_lora(components=["unet", "text_encoder"], lora_scale=1.0, adapter_names=[lora_name])
+        pipe.unload_lora_weights()
+        lora_fused = True
+    if fast.fuse_qkv:
+        pipe.unet.fuse_qkv_projections()
+        pipe.vae.fuse_qkv_projections()
+    if fast.channels_last:
+        pipe.unet.to(memory_format=torch.channels_last)
+        pipe.vae.to(memory_format=torch.channels_last)
+    make_width_circular(pipe.unet)
+    make_width_circular(pipe.vae.decoder)
+    if fast.compile:
+        options = dict(backend=fast.backend, mode=fast.mode, fullgraph=True)
+        pipe.unet.compile(**options)
+        if fast.compile_vae_decoder:
+            pipe.vae.decoder.compile(**options)
+    return {**asdict(fast), "lora_fused": lora_fused}
