@@ -61,3 +61,14 @@ def test_flow_agreement_refuses_a_non_finite_flow_instead_of_scoring_it():
     reference[1, 2, 3, 0] = np.inf  # gave flow_direction_agreement 0.0 before
     with pytest.raises(ValueError, match="the reference flow holds 1 non-finite value"):
         flow_agreement(flow, reference)
+
+
+def test_sidecar_prompts_are_read_and_a_damaged_one_is_named(tmp_path):
+    record, text, damaged = (good_video(tmp_path / f"{name}.mp4") for name in ("record", "text", "damaged"))
+    (tmp_path / "record.json").write_text('{"method": "A", "prompt": "from the record", "settings": {"x": [1]}}')
+    (tmp_path / "text.txt").write_text("  from the text file\n")
+    (tmp_path / "damaged.json").write_text('{"prompt": "cut')
+    items, problems = check_score_inputs((record, text, damaged), None, None, min_frames=2)
+    assert [item.prompt for item in items] == ["from the record", "from the text file", None]
+    assert len(problems) == 1 and problems[0].startswith(f"{tmp_path / 'damaged.json'}: not valid JSON")
+    assert [item.fine for item in items] == [True, True, False]

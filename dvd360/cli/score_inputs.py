@@ -20,8 +20,9 @@ FLOW_SUFFIXES = (".npz",)
 PROMPT_COLUMNS = (("videoid", "name"), ("video", "prompt"))  # WEB360's captions, or plain
 PROMPT_KEYS = ("video", "name", "id", "prompt_id")  # what names the video in a list entry
 MAX_PROMPTS_BYTES = 64 * 2**20
-MAX_SIDECAR_BYTES = 2**20
 MAX_JSON_DEPTH = 8  # {name: prompt} nests 1 level, [{video, prompt}] 2
+MAX_SIDECAR_BYTES = 2**20
+MAX_SIDECAR_DEPTH = 64  # a sidecar may be a whole generation record (settings, provenance)
 
 
 @dataclass
@@ -111,7 +112,7 @@ def sidecar_prompt(item: Item, problems: list[str]) -> str | None:
     record, text = base.with_name(base.name + ".json"), base.with_name(base.name + ".txt")
     try:
         if record.is_file():
-            data = read_json(record, "prompt record", max_bytes=MAX_SIDECAR_BYTES, max_depth=MAX_JSON_DEPTH)
+            data = read_json(record, "prompt record", max_bytes=MAX_SIDECAR_BYTES, max_depth=MAX_SIDECAR_DEPTH)
             prompt = data.get("prompt") if isinstance(data, dict) else None
             if prompt is not None and not isinstance(prompt, str):
                 problems.append(f"{record}: \"prompt\" is a {type(prompt).__name__}, not text")
