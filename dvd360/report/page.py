@@ -6,7 +6,8 @@ against the reference with its CI and p-value; the best mean marked; each metric
 and model on hover and in the legend), one chart per metric, the training loss curves, the
 gallery (per prompt and seed, every method's video in the 360 viewer and flat, its scores
 under it), the same for the ablations, and where every figure came from (files, SHA-256,
-MLflow run ids). The 360 viewer is the user study's (`dvd360/study/static/viewer.js`), inlined.
+MLflow run ids). The 360 viewer is the user study's: its script (`dvd360/study/static/viewer.js`),
+inlined, and its markup (the `view360` macro of `dvd360/study/templates/viewer.html`).
 Rendered by jinja2 with autoescaping on: prompts and paths show as text whatever they hold.
 """
 
@@ -110,7 +111,10 @@ def _static(package: str, name: str) -> str:
 
 
 def _environment() -> jinja2.Environment:
-    environment = jinja2.Environment(loader=jinja2.PackageLoader("dvd360.report", "templates"),
+    # The study's templates too: the 360 viewer's markup (viewer.html) is shared with its pages.
+    loader = jinja2.ChoiceLoader([jinja2.PackageLoader("dvd360.report", "templates"),
+                                  jinja2.PackageLoader("dvd360.study", "templates")])
+    environment = jinja2.Environment(loader=loader,
                                      autoescape=True, undefined=jinja2.StrictUndefined,
                                      trim_blocks=True, lstrip_blocks=True)
     environment.filters["num"] = number

@@ -45,6 +45,7 @@
 
   function heading(detail) {
     var lon = Math.round(detail.yaw), lat = Math.round(detail.pitch);
+    if (lon === -180) { lon = 180; }
     return "lon " + lon + "°, lat " + lat + "°" + (Math.abs(lon) >= 175 ? " (the seam)" : "");
   }
 
