@@ -8,7 +8,7 @@ creation times):
 
 - browser (the default): H.264 High, yuv420p (BT.601, limited range), `crf` quality. Every
   browser plays it; chroma is halved and blocks are quantised, which adds a seam at the ERP
-  edge (seam ratio 1.4-1.8 for seamless content at crf 18-28, see `metrics.seam`).
+  edge (seam ratio 1.1-3.9 for seamless content at crf 18-28, see `metrics.seam`).
 - lossless: H.264 High 4:4:4 Predictive in RGB (libx264rgb, qp 0): decodes to the very
   frames written, so a seamless render stays seamless as stored. Browsers do not all play
   it: it is for data that is read back and scored (the synthetic dataset), not for viewing.

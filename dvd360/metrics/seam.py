@@ -13,12 +13,14 @@ Frames are RGB (F, H, W, 3), uint8 (divided by 255) or float in [0, 1].
   column 0, 4:2:0 chroma in column pairs (2j, 2j + 1)) treats the seam pair (W - 1, 0) like
   these: both columns lie in different blocks and different chroma samples, while most
   interior pairs share a block and half share a chroma sample, so plain SR counts the codec's
-  block and chroma edges against the seam (1.4-1.8 for seamless content at crf 18-28). Defined
+  block and chroma edges against the seam (seamless content at crf 18-28: 1.1-1.8 on textures,
+  1.8-3.9 on the smooth textured sphere of `rigid_rotation_clip`). Defined
   for W a multiple of 16 (every mp4 size we score), NaN otherwise. Measured on seamless moving
-  textures (tests/test_metrics_seam.py): 1.0-1.2 at crf 18-23, 1.0 at crf 28 for still content;
+  textures (tests/test_metrics_seam.py): 0.9-1.2 at crf 18-23, 1.0 at crf 28 for still content;
   a seamless video panning horizontally at crf 28 still reads 1.3-1.6, because the content
   entering at a picture edge is predicted from edge-replicated reference pixels, which no
-  interior pair shares. A new metric with its own name: `seam_ratio` keeps its definition.
+  interior pair shares; smooth content, where codec error dominates the column differences,
+  reads 1.0-2.6. A new metric with its own name: `seam_ratio` keeps its definition.
 - ``*_coslat`` variants weight row i by cos(lat_i) (`geometry.erp.pixel_row_weights`) before
   averaging, so the stretched pole rows count as much as they cover on the sphere:
   ``mean_w(x) = sum_i w_i mean_{f, c} x[f, i, c] / sum_i w_i``. They are new metrics with
