@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 from dvd360.atomic import atomic_path, write_text
 from dvd360.metrics.scoring import METRICS
+from dvd360.metrics.set_metrics import SET_METRICS, summary_row
 from dvd360.stats import N_RESAMPLES, paired_delta, summarize
 
 FORMATS = ("table", "markdown", "json", "html")
@@ -93,6 +94,15 @@ def build_comparison(scores: Mapping[str, Mapping], reference: str | None = None
             rows[method] = row
         details = {k: v for k, v in info.get(name, {}).items() if k not in ("better", "scale")}
         table[name] = {"better": better, "scale": scale, "details": details, "rows": rows}
+    # Set metrics: one value per method (its whole set against the reference set), no paired delta.
+    set_info = next(iter(scores.values())).get("set_metrics_info", {}) if scores else {}
+    for name, (better, scale) in SET_METRICS.items():
+        rows = {m: {**summary_row(scores[m]["set_metrics"][name]), "warnings": scores[m]["set_metrics"][name]["warnings"],
+                    **({"delta": None} if reference is not None and m != reference else {})}
+                for m in methods if name in scores[m].get("set_metrics", {})}
+        if rows:
+            details = {k: v for k, v in set_info.get(name, {}).items() if k not in ("better", "scale")}
+            table[name] = {"better": better, "scale": scale, "details": details, "rows": rows}
     return {"methods": methods, "reference": reference, "note": " ".join(notes) or None,
             "bootstrap": {"seed": seed, "resamples": n_resamples, "confidence": 0.95}, "metrics": table}
 
@@ -102,7 +112,8 @@ def _fmt(x: float | None, digits: int = 4) -> str:
 
 
 def _cells(row: Mapping[str, Any]) -> tuple[str, str]:
-    value = f"{_fmt(row['mean'])} [{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}] n={row['n']}"
+    spread = f"+-{_fmt(row['std'])}" if "std" in row else f"[{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]"
+    value = f"{_fmt(row['mean'])} {spread} n={row['n']}" + (f" ref={row['n_reference']}" if "n_reference" in row else "")
     delta = row.get("delta")
     if delta is None:
         return value, "(reference)" if "delta" not in row else "-"
@@ -124,7 +135,10 @@ def _grid(comparison: Mapping) -> tuple[list[str], list[list[str]]]:
 def _legend(comparison: Mapping) -> list[str]:
     lines = ["mean over videos with a 95% percentile bootstrap CI "
              f"({comparison['bootstrap']['resamples']} resamples, seed {comparison['bootstrap']['seed']}); "
-             "n = videos scored."]
+             "n = videos scored.",
+             "set metrics (fvd_erp, fvd_cubemap, fid_views, kid_views): one value per method, its whole set "
+             "against the reference set; [CI] = bootstrap over videos, +- = KID subset std; n = generated "
+             "videos, ref = reference videos; no paired delta (a set statistic has no per-video pairs)."]
     if comparison["reference"]:
         lines.append(f"delta = method - {comparison['reference']} over the same prompt_id and seed, with its "
                      "bootstrap CI and a two-sided sign-flip permutation p-value.")
@@ -135,6 +149,8 @@ def _legend(comparison: Mapping) -> list[str]:
         if errors:
             extra += "; estimator's own error on a synthetic rigid rotation: " + ", ".join(
                 f"{_fmt(err[name], 3)} at {size}" for size, err in errors.items() if name in err)
+        warnings = sorted({w for row in entry["rows"].values() for w in row.get("warnings", ())})
+        extra += "".join(f"; WARNING {w}" for w in warnings)
         lines.append(f"{name}: {entry['scale']}, {entry['better']} is better{extra}")
     if comparison["note"]:
         lines.insert(0, f"NOTE: {comparison['note']}")

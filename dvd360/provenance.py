@@ -10,7 +10,7 @@ from pathlib import Path
 
 TRACKED_PACKAGES = (
     "dvd360", "torch", "torchvision", "diffusers", "transformers", "peft", "accelerate",
-    "open-clip-torch", "torchmetrics", "scikit-image", "numpy", "av", "mlflow", "dvc",
+    "open-clip-torch", "torchmetrics", "cd-fvd", "torch-fidelity", "scikit-image", "numpy", "av", "mlflow", "dvc",
 )
 
 

@@ -4,7 +4,9 @@ Reads `data/generations/{method}/*.mp4` (+ `.json` records) for every method fol
 generate stage wrote, the prepared dataset (`data/web360`, reference flows) and the CLIP
 folder (`data/models/clip`). Writes `data/scores/{method}.json` (per-video records and the
 method summary) and `reports/metrics/summary.json` (DVC metrics); logs one MLflow run with a
-nested run per method. Data parallel: `torchrun --nproc_per_node N pipelines/score.py` shards
+nested run per method. Set metrics (FVD, FID/KID, `dvd360.metrics.set_scoring`) compare each method's
+videos with the reference clips of the prepared dataset (`score.reference`), features cached in
+`score.feature_cache`. Data parallel: `torchrun --nproc_per_node N pipelines/score.py` shards
 the videos over N processes (one GPU each); rank 0 writes exactly the single-process outputs.
 """
 
@@ -19,7 +21,10 @@ from dvd360.config import load_params, stage_params
 from dvd360.data.web360 import load_prepared
 from dvd360.metrics.clip_model import BATCH, load_clip
 from dvd360.metrics.generations import TINY_NOTE, score_generations, summarize_records
+from dvd360.metrics.reference_set import reference_clip_ids
 from dvd360.metrics.scoring import VideoScorer
+from dvd360.metrics.set_metrics import summary_row
+from dvd360.metrics.set_scoring import SetScorer
 from dvd360.provenance import sha256_of, versions
 from dvd360.tracking import log_artifact, log_metrics, stage_run
 
@@ -52,23 +57,36 @@ def main() -> None:
     if by_method is None:
         return  # a torchrun rank other than 0: rank 0 writes every rank's records
     seed, resamples = int(params["seed"]), int(params["bootstrap_resamples"])
-    note = TINY_NOTE if profile == "tiny" or clip.random_weights else None
+    # Set metrics (FVD, FID/KID) against the reference clips of the prepared dataset (features cached).
+    reference = params["reference"]
+    set_scorer = SetScorer(params["features"], params["feature_cache"], params.get("device", "auto"), seed=seed,
+                           n_resamples=int(params["set_bootstrap_resamples"]))
+    set_scorer.use_reference([clips[i].video_path for i in reference_clip_ids(clips, reference["split"])],
+                             reference.get("frames"), int(reference.get("stride", 1)),
+                             source=f"{params['prepared']} ({reference['split']} split)")
+    note = TINY_NOTE if profile == "tiny" or clip.random_weights or set_scorer.random_weights else None
     summary = {"profile": profile, "note": note, "methods": {}}
     with stage_run("score", profile=profile, params=params):
         for method, records in by_method.items():
             out = scores_dir / f"{method}.json"
             method_summary = summarize_records(records, seed=seed, n_resamples=resamples)
+            sets = set_scorer.score([generations / method / r["video"] for r in records], desc=f"set features {method}")
             write_json(out, {"method": method, "profile": profile, "note": note, "metrics_info": scorer.describe(),
                              "bootstrap": {"seed": seed, "resamples": resamples, "confidence": 0.95},
-                             "summary": method_summary, "videos": records, "versions": versions()})
-            summary["methods"][method] = method_summary
+                             "summary": method_summary, "videos": records, "versions": versions(),
+                             "set_metrics": sets, "set_metrics_info": set_scorer.describe()})
+            summary["methods"][method] = {**method_summary, **{name: summary_row(r) for name, r in sets.items()}}
             with stage_run("score", profile=profile, run_name=f"score-{method}", nested=True,
                            tags={"dvd360.method": method}):
                 log_metrics({name: s["mean"] for name, s in method_summary.items()})
                 log_metrics({f"{name}.n": s["n"] for name, s in method_summary.items()})
+                log_metrics({name: r["value"] for name, r in sets.items()})
+                log_metrics({f"{name}.{k}": r[k] for name, r in sets.items() for k in ("n", "n_reference", "std",
+                                                                                       "ci_low", "ci_high")
+                             if r.get(k) is not None})
                 log_artifact(out)
             print(f"{method}: {len(records)} videos -> {out}")
-        summary["metrics_info"] = scorer.describe()
+        summary["metrics_info"] = {**scorer.describe(), **set_scorer.describe()}
         write_json(summary_path, summary)
         log_artifact(summary_path)
 

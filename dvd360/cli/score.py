@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from dvd360.cli.score_inputs import Item
 
 DEFAULT_CLIP_DIR = Path("data/models/clip")
+DEFAULT_FEATURES_DIR = Path("data/models/features")
 PAPER_CLIP = "ViT-L-14-quickgelu/openai"
 
 
@@ -67,8 +68,19 @@ def _load_item(item: Item, flow_kind: str, flow_method: str, keep_repeats: bool 
               help="Score every frame. By default runs of repeated frames (web frame-rate upsampling: "
                    "consecutive frames that differ by less than half of a 1-px pan) are scored once, and a "
                    "reference flow's one-step flows are summed between the frames kept.")
+@click.option("--reference", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="A folder of real ERP panorama videos (or frame folders): the reference set of the set "
+                   "metrics fvd_erp (standard I3D FVD on the ERP, 16 frames squashed to 224x224, comparable "
+                   "with PanFlow), fvd_cubemap (I3D per cubemap face, PanoWan's weights: top, bottom 1/3, each "
+                   "side 1/12), fid_views and kid_views (Inception-v3 on the 4 horizontal FoV-90 views of every "
+                   "frame, torchmetrics' FID/KID features), computed for the whole set of INPUTS (at least 2 "
+                   "videos) with n, a bootstrap 95% CI over videos (FVD/FID) or the subset std (KID).")
+@click.option("--features", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_FEATURES_DIR,
+              show_default=True, help="Folder with the I3D and Inception feature nets (the `models` stage's).")
+@click.option("--feature-cache", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Cache set-metric features here (per video content, model and preprocessing).")
 def score(inputs, prompts, flows, flow_kind, out, model, flow_method, device, precision, batch_size, workers,
-          keep_repeats):
+          keep_repeats, reference, features, feature_cache):
     """Score ERP videos (mp4, gif, ... or folders of PNG/JPG frames; folders of videos too).
 
     Every input is checked first (readable, 2:1 ERP, at least 2 frames, a prompt when --prompts
@@ -81,7 +93,10 @@ def score(inputs, prompts, flows, flow_kind, out, model, flow_method, device, pr
     gives each metric's scale, better direction, model or flow estimator, and the estimator's own
     error on a synthetic rigid rotation at the scored size. "detections" (also one line per video
     on stderr) says what was found in each input before scoring: its size, repeated frames and
-    which were dropped.
+    which were dropped. With --reference DIR, "set_metrics" holds fvd_erp, fvd_cubemap, fid_views
+    and kid_views of the whole set of inputs against that folder ({value, ci_low, ci_high or std,
+    n, n_reference, warnings, ...}) and "set_metrics_info" the model, preprocessing and how each
+    compares with published numbers.
 
     Data parallel: `torchrun --nproc_per_node N -m dvd360.cli score ...` (or accelerate launch)
     shards the videos over the processes (video i to rank i % N, one GPU each) and rank 0
@@ -104,6 +119,7 @@ def score(inputs, prompts, flows, flow_kind, out, model, flow_method, device, pr
     spec = model or (str(DEFAULT_CLIP_DIR) if DEFAULT_CLIP_DIR.is_dir() else PAPER_CLIP)
     if problems:
         raise click.ClickException(problem_report(items, problems))
+    set_scorer = _set_scorer(reference, features, feature_cache, device, len(items)) if reference is not None else None
     try:
         clip = load_clip(spec, device=device, precision=precision, batch_size=batch_size)
     except (ClipSpecError, OSError, RuntimeError, ValueError) as error:
@@ -128,8 +144,29 @@ def score(inputs, prompts, flows, flow_kind, out, model, flow_method, device, pr
         click.echo(f"scored on {rank_count} processes", err=True)
     result = {"note": TINY_NOTE if clip.random_weights else None, "metrics_info": scorer.describe(),
               "videos": records, "versions": versions()}
+    if set_scorer is not None:
+        result["set_metrics"] = set_scorer.score([item.path for item, _, _ in scored])
+        result["set_metrics_info"] = set_scorer.describe()
+        if set_scorer.random_weights:
+            result["note"] = TINY_NOTE
     if out is not None:
         write_json(out, result)
         click.echo(f"{len(records)} video(s) scored -> {out}", err=True)
     else:
         click.echo(json.dumps(result, indent=2))
+
+
+def _set_scorer(reference: Path, features: Path, cache: Path | None, device: str, count: int):
+    """The set-metric scorer with the reference folder's features, or a ClickException saying why not."""
+    from dvd360.metrics.reference_set import videos_in_folder
+    from dvd360.metrics.set_scoring import SetScorer
+
+    if count < 2:
+        raise click.ClickException(f"--reference: set metrics need at least 2 input videos, got {count}")
+    try:
+        paths = videos_in_folder(reference)
+        scorer = SetScorer(features, cache, device)
+        scorer.use_reference(paths, source=str(reference))
+    except (OSError, ValueError) as error:
+        raise click.ClickException(f"--reference {reference}: {error}") from error
+    return scorer

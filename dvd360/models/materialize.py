@@ -10,6 +10,7 @@ Layout of a models folder (both profiles; everything downstream loads it with `l
     adapter_released/...           the authors' 360-Adapter, when given (paper profile)
     personalised/{name}/{unet,vae} personalised checkpoints (paper profile)
     clip/                          open_clip model for scoring (helper C's folder format)
+    features/{i3d,inception}/      feature nets of the set metrics (`dvd360.models.feature_nets`)
 
 `tiny` builds random-weight models from the JSON configs in `configs/tiny/` with fixed seeds;
 `paper` takes the released weights (hub ids or local files) and writes the same layout.
@@ -27,7 +28,7 @@ from typing import Any, Mapping
 import torch
 
 from dvd360.atomic import write_json
-from dvd360.models import kohya_lora
+from dvd360.models import feature_nets, kohya_lora
 from dvd360.models.tiny_configs import CONFIG_DIR, MAX_TOKENS, ddim_config, tiny_config, write_tiny_tokenizer
 from dvd360.provenance import MODEL_FILE_PACKAGES, sha256_of, versions
 
@@ -37,7 +38,7 @@ ADAPTER_RELEASED_FILE = "adapter_released/adapter.safetensors"
 SD_PARTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 # Offsets added to the profile seed so every random piece has its own stream.
 PIECE_SEEDS = {"unet": 0, "vae": 1, "text_encoder": 2, "motion_adapter": 3, "lora": 4,
-               "adapter_init": 5, "clip": 6}
+               "adapter_init": 5, "clip": 6, "i3d": 7, "inception": 8}
 
 
 @dataclass
@@ -154,6 +155,10 @@ def build_tiny(out_dir: str | Path, seed: int = 0) -> dict[str, Any]:
     _seeded(seeds["clip"], lambda: build_tiny_clip(out_dir / "clip", seed=seeds["clip"]))
     pieces["clip"] = _piece(out_dir, "clip", "open_clip model for scoring", "open_clip",
                             "dvd360.metrics.clip_model.build_tiny_clip", seeds["clip"])
+    for kind in feature_nets.KINDS:
+        info = feature_nets.build_tiny_feature_net(out_dir / "features" / kind, kind, seeds[kind])
+        pieces[kind] = _piece(out_dir, f"features/{kind}", f"{kind} features for the set metrics (tiny stand-in)",
+                              "dvd360-feature-net", info["source"], seeds[kind])
     return _write_manifest(out_dir, "tiny", seed, pieces)
 
 
@@ -223,6 +228,11 @@ WHERE = {
                     "save it at {path}, or drop it from models.paper.personalised",
     "adapter_checkpoint": "360Adapter_flow_v1.ckpt from the 360DVD release (https://github.com/Akaneqwq/360DVD, "
                           "README 'Download'); save it at {path}, or set models.paper.adapter_checkpoint: null",
+    "i3d": "the Kinetics-400 I3D of FVD (PanFlow / TATS / cd-fvd): i3d_pretrained_400.pt from "
+           "https://github.com/songweige/TATS/raw/main/tats/fvd/i3d_pretrained_400.pt; save it at {path}",
+    "inception": "torch-fidelity's FID Inception-v3: pt_inception-2015-12-05-6726825d.pth from "
+                 "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
+                 "weights-inception-2015-12-05-6726825d.pth; save it at {path}",
     "clip": "open_clip {spec} weights: `huggingface-cli download {repo} open_clip_model.safetensors`, "
             "or set models.paper.clip to a local CLIP folder",
 }
@@ -267,7 +277,8 @@ def check_paper_sources(settings: Mapping[str, Any]) -> dict[str, Any]:
     """Find every piece `models.paper` names, before anything is loaded.
 
     Returns {"sd15": folder, "motion_adapter": folder or checkpoint file, "lora": file,
-    "personalised": {name: file}, "adapter_checkpoint": file or None, "clip": folder or spec}.
+    "personalised": {name: file}, "adapter_checkpoint": file or None, "clip": folder or spec,
+    "i3d": file, "inception": file}.
     Raises MissingPiecesError listing every missing piece, where it comes from and where to put it.
     """
     from dvd360.metrics.clip_model import parse_spec
@@ -302,6 +313,10 @@ def check_paper_sources(settings: Mapping[str, Any]) -> dict[str, Any]:
     found["adapter_checkpoint"] = Path(checkpoint) if checkpoint else None
     if checkpoint and not Path(checkpoint).is_file():
         missing("adapter_checkpoint", f"{checkpoint}: no such file", path=checkpoint)
+    for kind in feature_nets.KINDS:
+        found[kind] = Path(str(settings.get(kind) or feature_nets.PAPER_FILES[kind]))
+        if not found[kind].is_file():
+            missing(kind, f"{found[kind]}: no such file", path=found[kind])
     clip = str(settings["clip"])
     if Path(clip).is_dir():
         found["clip"] = Path(clip)
@@ -408,4 +423,8 @@ def materialize_paper(out_dir: str | Path, settings: Mapping[str, Any]) -> dict[
     else:
         save_pretrained_clip(sources["clip"], out_dir / "clip")
     pieces["clip"] = _piece(out_dir, "clip", "open_clip model for scoring", "open_clip", str(settings["clip"]))
+    for kind in feature_nets.KINDS:
+        feature_nets.write_paper_feature_net(out_dir / "features" / kind, kind, sources[kind])
+        pieces[kind] = _piece(out_dir, f"features/{kind}", f"{kind} features for the set metrics", "dvd360-feature-net",
+                              str(sources[kind]))
     return _write_manifest(out_dir, "paper", seed, pieces)

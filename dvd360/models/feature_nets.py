@@ -1,0 +1,170 @@
+"""Feature networks of the set metrics (FVD, FID/KID), one folder each, both profiles.
+
+Contracts (what every caller relies on; the tiny stand-ins keep them):
+- video features (`i3d/`): float (B, 3, 16, 224, 224) in [-1, 1] -> (B, 400). Paper profile: the
+  Kinetics-400 I3D of PanFlow / TATS / cd-fvd (`i3d_pretrained_400.pt`, a state dict of
+  `cdfvd`'s `InceptionI3d(400)`), its 400 logits averaged over time, as cd-fvd's FVD.
+- image features (`inception/`): uint8 (N, 3, H, W) -> (N, 2048). Paper profile: torch-fidelity's
+  FID Inception-v3 (`pt_inception-2015-12-05-6726825d.pth`) through torchmetrics'
+  `NoTrainInceptionV3(features_list=["2048"])`: exactly what `FrechetInceptionDistance(feature=2048)`
+  uses (TF1-style bilinear resize to 299, (x - 128) / 128, pool3 features).
+- tiny profile: small random-weight conv nets (`TinyVideoFeatures`, `TinyImageFeatures`, configs
+  in `configs/tiny/{i3d,inception}.json`, fixed seed) with the same input and output contract.
+  The real architectures with random weights cost 8-15 s per I3D clip and ~1 s per Inception
+  image on 2 CPU cores, which would make the tiny `dvc repro` take tens of minutes.
+
+A folder holds `features.json` ({"kind", "architecture", "weights", "random_weights", "config",
+"source"}) and the weights file; `load_feature_net(folder)` returns the eval-mode module.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dvd360.atomic import atomic_path, write_json
+from dvd360.models.tiny_configs import tiny_config
+
+KINDS = ("i3d", "inception")
+INFO_FILE = "features.json"
+TINY_WEIGHTS = "model.safetensors"
+PAPER_FILES = {"i3d": "i3d_pretrained_400.pt", "inception": "pt_inception-2015-12-05-6726825d.pth"}
+PAPER_ARCHITECTURES = {"i3d": "cdfvd.third_party.i3d.pytorch_i3d.InceptionI3d(400)",
+                       "inception": "torchmetrics NoTrainInceptionV3('inception-v3-compat', ['2048'])"}
+
+
+def _conv_stack(conv: type[nn.Module], channels: list[int]) -> nn.Sequential:
+    """conv(c_in, c_out, 3, stride 2, pad 1) + ReLU per level, from 3 input channels; He-normal
+    weights (activations keep their scale through the stack, so features are O(1) like Inception's)."""
+    layers: list[nn.Module] = []
+    for c_in, c_out in zip([3] + channels[:-1], channels):
+        layer = conv(c_in, c_out, 3, stride=2, padding=1)
+        nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+        layers += [layer, nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+def _head(c_in: int, features: int) -> nn.Linear:
+    """Linear head with unit-gain normal weights (std 1/sqrt(c_in)) and zero bias."""
+    head = nn.Linear(c_in, features)
+    nn.init.normal_(head.weight, std=c_in ** -0.5)
+    nn.init.zeros_(head.bias)
+    return head
+
+
+class TinyVideoFeatures(nn.Module):
+    """I3D's contract at a tiny cost: (B, 3, T, 224, 224) in [-1, 1] -> average-pool by `downsample`
+    in space, Conv3d stack (`channels`, stride 2), global mean over (T, H, W), Linear -> `features`."""
+
+    def __init__(self, channels: list[int], features: int, downsample: int, **_: Any):
+        super().__init__()
+        self.downsample = int(downsample)
+        self.body = _conv_stack(nn.Conv3d, list(channels))
+        self.head = _head(channels[-1], features)
+
+    def forward(self, videos: torch.Tensor) -> torch.Tensor:
+        x = F.avg_pool3d(videos, (1, self.downsample, self.downsample))
+        return self.head(self.body(x).mean(dim=(2, 3, 4)))
+
+
+class TinyImageFeatures(nn.Module):
+    """The FID Inception's contract at a tiny cost: uint8 (N, 3, H, W) -> bilinear resize to
+    `input_size`, (x - 128) / 128, average-pool by `downsample`, Conv2d stack, global mean, Linear."""
+
+    def __init__(self, channels: list[int], features: int, downsample: int, input_size: int):
+        super().__init__()
+        self.input_size, self.downsample = int(input_size), int(downsample)
+        self.body = _conv_stack(nn.Conv2d, list(channels))
+        self.head = _head(channels[-1], features)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"expects uint8 (N, 3, H, W) images, got {images.dtype} {tuple(images.shape)}")
+        x = F.interpolate(images.float(), size=(self.input_size,) * 2, mode="bilinear", align_corners=False)
+        x = F.avg_pool2d((x - 128) / 128, self.downsample)
+        return self.head(self.body(x).mean(dim=(2, 3)))
+
+
+TINY_NETS = {"i3d": TinyVideoFeatures, "inception": TinyImageFeatures}
+
+
+def build_tiny_feature_net(folder: str | Path, kind: str, seed: int) -> dict:
+    """Write the tiny random-weight `kind` net (seeded; byte-identical per seed) into `folder`."""
+    from safetensors.torch import save_file
+
+    config = tiny_config(kind)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = TINY_NETS[kind](**{k: v for k, v in config.items() if k != "clip_frames"})
+    folder = Path(folder)
+    with atomic_path(folder / TINY_WEIGHTS) as tmp:
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp))
+    info = {"kind": kind, "architecture": TINY_NETS[kind].__name__, "weights": TINY_WEIGHTS,
+            "random_weights": True, "config": config, "seed": seed,
+            "source": f"random init from dvd360/models/configs/tiny/{kind}.json (seed {seed})"}
+    write_json(folder / INFO_FILE, info)
+    return info
+
+
+def write_paper_feature_net(folder: str | Path, kind: str, weights: str | Path) -> dict:
+    """Copy a real `kind` weights file (`PAPER_FILES`) into `folder`, after loading it once."""
+    import shutil
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    _load_paper(kind, Path(weights))  # fails here, naming the file, if it does not fit
+    shutil.copyfile(weights, folder / PAPER_FILES[kind])
+    info = {"kind": kind, "architecture": PAPER_ARCHITECTURES[kind], "weights": PAPER_FILES[kind],
+            "random_weights": False, "config": None, "source": str(weights)}
+    write_json(folder / INFO_FILE, info)
+    return info
+
+
+def _load_paper(kind: str, path: Path) -> nn.Module:
+    if kind == "i3d":
+        from cdfvd.third_party.i3d.pytorch_i3d import InceptionI3d
+
+        net = InceptionI3d(400, in_channels=3)
+        try:
+            net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        except (RuntimeError, OSError, ValueError) as error:
+            raise ValueError(f"{path}: not a Kinetics-400 InceptionI3d state dict ({error})") from error
+        return net
+    from torchmetrics.image.fid import NoTrainInceptionV3
+
+    try:
+        return NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
+                                  feature_extractor_weights_path=str(path))
+    except (RuntimeError, OSError, ValueError) as error:
+        raise ValueError(f"{path}: not torch-fidelity's FID Inception-v3 weights ({error})") from error
+
+
+def feature_net_info(folder: str | Path) -> dict:
+    """The folder's `features.json`; a clear error when the folder is not a feature-net folder."""
+    path = Path(folder) / INFO_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; run the `models` stage (dvc repro models) first")
+    info = json.loads(path.read_text(encoding="utf-8"))
+    if info.get("kind") not in KINDS:
+        raise ValueError(f"{path}: kind {info.get('kind')!r} is not one of {', '.join(KINDS)}")
+    return info
+
+
+def load_feature_net(folder: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """The eval-mode, gradient-free feature net of a folder (tiny stand-in or real weights)."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    info = feature_net_info(folder)
+    if info["random_weights"]:
+        config = {k: v for k, v in info["config"].items() if k != "clip_frames"}
+        net = TINY_NETS[info["kind"]](**config)
+        net.load_state_dict(load_file(str(folder / info["weights"])))
+    else:
+        net = _load_paper(info["kind"], folder / info["weights"])
+    return net.to(device).eval().requires_grad_(False)
