@@ -16,6 +16,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @pytest.fixture(autouse=True, scope="session")
+def isolated_cache(tmp_path_factory):
+    """Computed-once results (the flow estimator's self-check) go to a throw-away folder."""
+    os.environ["DVD360_CACHE_DIR"] = str(tmp_path_factory.mktemp("dvd360-cache"))
+
+
+@pytest.fixture(autouse=True, scope="session")
 def isolated_mlflow(tmp_path_factory):
     """Every test logs to a throw-away sqlite store, never to the repository's mlflow.db."""
     store = tmp_path_factory.mktemp("mlflow") / "mlflow.db"

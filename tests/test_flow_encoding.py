@@ -1,11 +1,12 @@
-"""The released flow visualisation: known colours, the release's formula, decode error bounds."""
+"""Flow visualisations: known colours, the release's formula, the flow_vis encoding, decode error
+bounds, and telling the encodings apart."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from dvd360.data.flow_encoding import decode_flow, encode_flow
+from dvd360.data.flow_encoding import decode_flow, decode_flow_video, decode_flow_vis, detect_encoding, encode_flow
 from dvd360.data.video import read_frames, write_video
 
 
@@ -86,3 +87,67 @@ def test_saturated_flow_keeps_its_direction():
     np.testing.assert_allclose(np.linalg.norm(decoded, axis=-1), 25, atol=1e-4)
     cosine = (decoded * flows[0, 0]).sum(-1) / (np.linalg.norm(decoded, axis=-1) * np.linalg.norm(flows[0, 0], axis=-1))
     assert cosine.min() > 0.999
+
+
+def flow_vis_video(flows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The standard flow_vis images of each flow frame (normalised per frame) and each frame's max radius."""
+    import flow_vis
+
+    return (np.stack([flow_vis.flow_to_color(f) for f in flows]),
+            np.linalg.norm(flows, axis=-1).max(axis=(1, 2)))
+
+
+@pytest.mark.parametrize("h264", [False, True])
+def test_flow_vis_decodes_within_the_stated_bounds_and_up_to_its_scale(tmp_path, h264):
+    flows = smooth_flows(height=64, width=128)
+    images, max_radius = flow_vis_video(flows)
+    if h264:
+        images = read_frames(write_video(tmp_path / "flowvis.mp4", images))
+    error = end_point_error(decode_flow_vis(images, max_radius), flows)
+    mean, p95 = (0.5, 1.0) if h264 else (0.1, 0.3)  # measured: 0.23 / 0.47 px after H.264; 0.02 / 0.04 exact
+    assert error.mean() < mean and np.percentile(error, 95) < p95
+    # without the scale: the flow in units of each frame's largest displacement, same bound / r_max
+    relative = end_point_error(decode_flow_vis(images), flows / max_radius[:, None, None, None])
+    assert relative.mean() < mean / max_radius.max()
+
+
+@pytest.mark.parametrize("encoding", ["released", "released-rgb", "flowvis"])
+def test_each_encoding_decodes_back_given_its_name(encoding):
+    flows = smooth_flows()
+    if encoding == "flowvis":
+        images, scale = flow_vis_video(flows)
+        expected, bound = flows / scale[:, None, None, None], 0.1 / scale.min()  # 0.1 px, in r_max units
+    else:
+        images, expected, bound = encode_flow(flows, bgr=encoding == "released"), flows, 0.1
+    decoded, note = decode_flow_video(images, encoding)
+    assert note == {"encoding": encoding, "chosen": "given",
+                    "magnitude": "relative" if encoding == "flowvis" else "pixels"}
+    assert end_point_error(decoded, expected).mean() < bound
+
+
+@pytest.mark.parametrize("h264", [False, True])
+def test_auto_tells_released_from_flow_vis(tmp_path, h264):
+    from dvd360.data.synthetic import make_scene, render_clip
+
+    flow = render_clip(make_scene(0), 64, 128, 6).flow  # a synthetic world: still sky, moving objects
+    for encoding, images in (("released", encode_flow(flow)), ("flowvis", flow_vis_video(flow)[0])):
+        if h264:
+            images = read_frames(write_video(tmp_path / f"{encoding}.mp4", images))
+        decoded, note = decode_flow_video(images, "auto")
+        assert note["encoding"] == encoding and note["chosen"] == "auto"
+        assert detect_encoding(images) == encoding
+
+
+def test_auto_refuses_what_fits_neither_encoding():
+    from dvd360.data.synthetic import make_scene, render_clip
+
+    grey = np.full((4, 32, 64, 3), 128, np.uint8)
+    with pytest.raises(ValueError, match=r"clip\.mp4: cannot tell the flow encoding"):
+        decode_flow_video(grey, "auto", source="clip.mp4")
+    with pytest.raises(ValueError, match="cannot tell"):
+        detect_encoding(render_clip(make_scene(0), 32, 64, 2).frames)  # a photo, not a flow video
+    # all still: black is the released encoding, white the flow_vis one
+    assert detect_encoding(np.zeros((1, 8, 16, 3), np.uint8)) == "released"
+    assert detect_encoding(np.full((1, 8, 16, 3), 255, np.uint8)) == "flowvis"
+    with pytest.raises(ValueError, match="unknown flow encoding"):
+        decode_flow_video(grey, "middlebury")

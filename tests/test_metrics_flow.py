@@ -105,6 +105,81 @@ def test_raft_needs_local_weights_and_keeps_the_flow_convention(tmp_path):
     np.testing.assert_array_equal(flow[-1], flow[-2])
 
 
-def test_parallel_flow_estimation_equals_the_serial_one():
-    frames = rigid_rotation_clip(32, 64, frames=4, yaw_deg=3.0, seed=1)[0]
-    np.testing.assert_array_equal(estimate_flow(frames, "ilk", workers=2), estimate_flow(frames, "ilk"))
+def _independent_scale(estimated: np.ndarray, reference: np.ndarray) -> float:
+    """argmin_{s >= 0} of the cos-lat weighted squared tangent-plane distance, by numerical search."""
+    from scipy.optimize import minimize_scalar
+
+    height, width = estimated.shape[1:3]
+    lat = np.pi / 2 - (np.arange(height) + 0.5) * np.pi / height
+    weights = np.cos(lat)[None, :, None]
+
+    def tangent(flow):
+        return np.stack([flow[:-1, ..., 0] * 2 * np.pi / width * np.cos(lat)[None, :, None],
+                         -flow[:-1, ..., 1] * np.pi / height], axis=-1)
+
+    t_est, t_ref = tangent(estimated.astype(np.float64)), tangent(reference.astype(np.float64))
+    cost = lambda s: float((weights * ((s * t_est - t_ref) ** 2).sum(-1)).sum())  # noqa: E731
+    return minimize_scalar(cost, bounds=(0.0, 10.0), method="bounded", options={"xatol": 1e-9}).x
+
+
+def test_scaled_epe_known_answers_and_an_independent_scale(rotation):
+    frames, truth = rotation
+    twice = flow_agreement(2 * truth, truth)
+    assert twice["flow_scale"] == pytest.approx(0.5, abs=1e-9)
+    assert twice["flow_epe_deg_scaled"] == pytest.approx(0.0, abs=1e-6) and twice["flow_epe_deg"] > 2
+    against = flow_agreement(-truth, truth)  # no positive factor helps: s* = 0, the error of standing still
+    assert against["flow_scale"] == 0.0
+    assert against["flow_epe_deg_scaled"] == pytest.approx(flow_agreement(np.zeros_like(truth), truth)["flow_epe_deg"])
+    still = flow_agreement(np.zeros_like(truth), truth)
+    assert np.isnan(still["flow_scale"]) and np.isnan(still["flow_epe_deg_scaled"])
+    estimated = estimate_flow(frames)
+    assert flow_agreement(estimated, 0.7 * truth)["flow_scale"] == pytest.approx(
+        _independent_scale(estimated, 0.7 * truth), rel=1e-6)
+
+
+def test_scaled_epe_forgives_speed_and_raw_epe_does_not():
+    frames, truth = rigid_rotation_clip(64, 128, 4, seed=0)
+    _, half = rigid_rotation_clip(64, 128, 4, yaw_deg=1.5, pitch_deg=0.75, roll_deg=0.5, seed=0)
+    estimated = estimate_flow(frames)
+    full, slow = flow_agreement(estimated, truth), flow_agreement(estimated, half)
+    assert slow["flow_scale"] == pytest.approx(0.5, abs=0.05)
+    # measured: scaled 0.235 -> 0.118 deg (the reference's own speed sets the degrees), raw 0.236 -> 1.73
+    assert slow["flow_epe_deg_scaled"] <= full["flow_epe_deg_scaled"] + 0.02
+    assert slow["flow_epe_deg"] > 5 * full["flow_epe_deg"]
+
+
+def test_own_flow_vis_video_beats_other_clips_flows(tmp_path):
+    """A clip scored against its own flow written in the flow_vis encoding (auto-detected, speed
+    unknown) beats it scored against other clips' flow_vis videos; flow_epe_deg is left out."""
+    import flow_vis
+
+    from dvd360.data.synthetic import make_scene, render_clip
+    from dvd360.data.video import write_video
+    from dvd360.metrics.scoring import VideoInput, VideoScorer, read_reference_flow
+
+    clips = [render_clip(make_scene(seed), 64, 128, 6) for seed in (0, 1, 3)]
+    scorer, results = VideoScorer(None), []
+    for k, clip in enumerate(clips):
+        path = write_video(tmp_path / f"{k}.mp4", np.stack([flow_vis.flow_to_color(f) for f in clip.flow]))
+        flow, note = read_reference_flow(path)
+        assert note["encoding"] == "flowvis" and note["magnitude"] == "relative"
+        [scored] = scorer.score_stream([VideoInput(clips[0].frames, None, flow, {"flow_encoding": note})])
+        assert "flow_epe_deg" not in scored.result["metrics"] and scored.result["flow_scale"] >= 0
+        results.append(scored.result["metrics"])
+    own, others = results[0], results[1:]
+    for other in others:
+        assert own["flow_direction_agreement"] > other["flow_direction_agreement"]
+        assert own["flow_epe_deg_scaled"] < other["flow_epe_deg_scaled"]
+
+
+def test_a_reference_of_unknown_speed_per_frame_is_brought_to_the_videos_speed(rotation):
+    from dvd360.metrics.flow_agreement import flow_agreement_unknown_speed
+
+    _, truth = rotation
+    factors = np.array([0.1, 0.25, 0.5, 0.5], np.float32)  # e.g. flow_vis units: each frame / its max
+    scores = flow_agreement_unknown_speed(truth, truth * factors[:, None, None, None])
+    assert set(scores) == {"flow_epe_deg_scaled", "flow_direction_agreement", "flow_scale", "flow_reference_scale"}
+    assert scores["flow_epe_deg_scaled"] == pytest.approx(0.0, abs=1e-4)
+    assert scores["flow_scale"] == pytest.approx(1.0, abs=1e-5)
+    assert scores["flow_reference_scale"] == pytest.approx(np.mean(1 / factors[:-1]), rel=1e-5)
+    assert scores["flow_direction_agreement"] == pytest.approx(1.0, abs=1e-9)

@@ -126,7 +126,7 @@ def test_flip_through_the_data_layer_negates_horizontal_flow(prepared):
 def test_conditions_skip_synthetic_clips_and_estimate_real_ones(tiny_web360, tmp_path):
     import dataclasses
 
-    from dvd360.data.flow_estimation import estimate_flow
+    from dvd360.data.flow_estimation import DEFAULT_METHOD, estimate_flow
     from dvd360.data.video import read_frames
     from dvd360.data.web360 import index_web360
     from dvd360.training.conditions import apply_conditions, prepare_conditions
@@ -143,12 +143,12 @@ def test_conditions_skip_synthetic_clips_and_estimate_real_ones(tiny_web360, tmp
     expected = estimate_flow(read_frames(real.video_path, indices=list(range(4))))
     np.testing.assert_allclose(written, expected, atol=0.02)
     assert read_frames(entry["flow_video"]).shape == (4, real.height, real.width, 3)
-    stamp = (tmp_path / "flows" / "ilk" / "real.npz").stat().st_mtime_ns
+    stamp = (tmp_path / "flows" / DEFAULT_METHOD / "real.npz").stat().st_mtime_ns
     prepare_conditions([real], tmp_path / "flows", max_frames=4)          # resumes: not estimated again
-    assert (tmp_path / "flows" / "ilk" / "real.npz").stat().st_mtime_ns == stamp
+    assert (tmp_path / "flows" / DEFAULT_METHOD / "real.npz").stat().st_mtime_ns == stamp
     other = dataclasses.replace(real, video_path=index.clips[1].video_path)  # same id, other video bytes
     prepare_conditions([other], tmp_path / "flows", max_frames=4)          # stale: estimated again
-    again = np.load(tmp_path / "flows" / "ilk" / "real.npz")["flow"].astype(np.float32)
+    again = np.load(tmp_path / "flows" / DEFAULT_METHOD / "real.npz")["flow"].astype(np.float32)
     np.testing.assert_allclose(again, estimate_flow(read_frames(other.video_path, indices=list(range(4)))), atol=0.02)
     prepare_conditions([real], tmp_path / "flows", max_frames=4)
     applied = apply_conditions(dataclasses.replace(index, clips=[real]), result)

@@ -16,19 +16,21 @@ DEFAULT_FEATURES_DIR = Path("data/models/features")
 PAPER_CLIP = "ViT-L-14-quickgelu/openai"
 
 
-def _load_item(item: Item, flow_kind: str, flow_method: str, keep_repeats: bool = False):
+def _load_item(item: Item, flow_kind: str, flow_method: str, keep_repeats: bool = False,
+               flow_encoding: str = "auto"):
     """An item's frames (repeats dropped unless `keep_repeats`), prompt, reference flow (between
     the frames kept) and input detections (run ahead, in a worker; errors name the file)."""
     from dvd360.data.detections import detect_input
     from dvd360.data.video import read_frames
-    from dvd360.metrics.scoring import VideoInput, load_reference_flow
+    from dvd360.metrics.scoring import VideoInput, read_reference_flow
 
     frames, kept, detections = detect_input(read_frames(item.path), keep_repeats)
     reference = None
     if item.flow is not None:
         indices = kept if len(kept) < detections["size"]["frames"] else None
         try:
-            reference = load_reference_flow(item.flow, flow_kind, indices=indices, flow_method=flow_method)
+            reference, detections["flow_encoding"] = read_reference_flow(
+                item.flow, flow_kind, indices=indices, flow_method=flow_method, encoding=flow_encoding)
         except (ValueError, OSError) as error:
             raise ValueError(f"reference flow {item.flow}: {error}") from error
     return VideoInput(frames, item.prompt, reference, detections)
@@ -44,7 +46,14 @@ def _load_item(item: Item, flow_kind: str, flow_method: str, keep_repeats: bool 
 @click.option("--flows", type=click.Path(path_type=Path), default=None,
               help="Reference flow: one file (single video) or a folder with {name}.npz (array 'flow', "
                    "(F, H, W, 2) pixels, dx, dy from frame t to t+1) or {name}.mp4 (a flow video in the "
-                   "released 360DVD encoding). Videos without one get no flow metrics.")
+                   "released 360DVD encoding or the flow_vis one: --flow-encoding). Videos without one get no "
+                   "flow metrics.")
+@click.option("--flow-encoding", type=click.Choice(["auto", "released", "released-rgb", "flowvis"]), default="auto",
+              show_default=True,
+              help="Colour encoding of flow videos: the released 360DVD one (inverted, black = still; BGR as "
+                   "released, or released-rgb), the standard flow_vis one (white = still; speed known only up "
+                   "to a scale, so flow_epe_deg is left out against it), or auto: decided from the colours "
+                   "(refused when they fit neither). The decision is recorded per video.")
 @click.option("--flow-kind", type=click.Choice(["auto", "numeric", "encoded", "source"]), default="auto",
               show_default=True, help="How to read --flows files: auto (.npz numeric, videos encoded), or "
                                       "'source': they are source videos whose flow is re-estimated.")
@@ -53,8 +62,9 @@ def _load_item(item: Item, flow_kind: str, flow_method: str, keep_repeats: bool 
 @click.option("--model", default=None,
               help=f"CLIP: a CLIP folder (default {DEFAULT_CLIP_DIR} when it exists) or an open_clip spec "
                    f"ARCH/TAG (default {PAPER_CLIP}; weights from the local open_clip cache or the hub).")
-@click.option("--flow-method", type=click.Choice(["ilk", "tvl1"]), default="ilk", show_default=True,
-              help="scikit-image flow estimator used wrap-aware on the scored videos.")
+@click.option("--flow-method", type=click.Choice(["dis", "ilk", "tvl1"]), default="dis", show_default=True,
+              help="Flow estimator used wrap-aware on the scored videos: OpenCV DIS (preset medium) or "
+                   "scikit-image iLK / TV-L1.")
 @click.option("--device", default="auto", show_default=True,
               help="torch device for CLIP: auto (CUDA when there is one), cpu, cuda, cuda:N.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto", show_default=True,
@@ -125,7 +135,8 @@ def score(inputs, prompts, flows, flow_kind, out, model, flow_method, device, pr
     except (ClipSpecError, OSError, RuntimeError, ValueError) as error:
         raise click.ClickException(f"CLIP model {spec}: {error}") from error
     scorer = VideoScorer(clip, flow_method)
-    load = partial(_load_item, flow_kind=flow_kind, flow_method=flow_method, keep_repeats=keep_repeats)
+    load = partial(_load_item, flow_kind=flow_kind, flow_method=flow_method, keep_repeats=keep_repeats,
+                   flow_encoding=flow_encoding)
     try:
         scored = scorer.score_sharded(items, load, workers=workers or os.cpu_count() or 1)
     except JobError as failure:
@@ -137,7 +148,9 @@ def score(inputs, prompts, flows, flow_kind, out, model, flow_method, device, pr
     for item, (frames, height, width), result in scored:
         records.append({"path": str(item.path), "prompt": item.prompt, "prompt_truncated": result["prompt_truncated"],
                         "frames": frames, "height": height, "width": width,
-                        "reference_flow": None if item.flow is None else {"path": str(item.flow), "kind": flow_kind},
+                        "reference_flow": None if item.flow is None else {
+                            "path": str(item.flow), "kind": flow_kind, **result["detections"].get("flow_encoding", {}),
+                            "flow_scale": result.get("flow_scale")},
                         "detections": result["detections"], "metrics": result["metrics"]})
         click.echo(detection_line(str(item.path), result["detections"]), err=True)
     if rank_count > 1:

@@ -8,24 +8,56 @@ Pixel rows are weighted by w_i = cos(lat_i), so every part of the sphere counts 
 - ``flow_epe_deg`` (degrees, lower is better): cos-lat weighted mean over frames and pixels of
   the great-circle angle between where the two flows send each pixel centre
   (`geometry.sphere_flow.endpoint_angle_deg`).
+- ``flow_epe_deg_scaled`` (degrees, lower is better): the same EPE after scaling the estimated
+  flow by the least-squares speed factor that best aligns it with the reference,
+      s* = argmin_{s >= 0} sum_p w_p |s t_est(p) - t_ref(p)|^2 = max(0, sum w t_est.t_ref / sum w |t_est|^2),
+  t = `tangent_components` (local east/north arc, radians), sums over frames and pixels; so a
+  video that follows the reference's motion pattern at another speed is not punished for the
+  speed. s* is reported as ``flow_scale`` (1: same speed; 0.5: the reference moves half as
+  fast). Absent (NaN) when the estimate does not move at all. s* >= 0: moving against the
+  reference is never rescued by a negative factor. Its degrees are those of the reference's
+  speed: fair across videos scored against one reference (the benchmark's use), not across
+  references of different speeds (e.g. flow_vis videos decoded without their scale, each in
+  units of its own largest displacement), where direction agreement is the fair figure.
 - ``flow_direction_agreement`` (in [-1, 1], higher is better): over the pixels where the
   reference moves at least `MIN_MOTION_PX` equatorial pixels of arc, the cos-lat weighted mean
   cosine between the two displacement directions in the local tangent plane
   (`geometry.sphere_flow.direction_cosine`); a pixel where the estimate does not move counts 0.
   Absent (NaN) when the reference does not move anywhere.
+
+A reference whose speed is unknown (a flow_vis video decoded without its normalisation: each
+frame in units of its own largest displacement) is first brought to the video's speed frame by
+frame, k*_t = max(0, sum_{p in t} w t_est.t_ref / sum_{p in t} w |t_ref|^2) (their mean is
+reported as ``flow_reference_scale``: estimated pixels per reference unit), and only the figures that
+do not depend on its speed are reported (`SCALE_FREE`; `flow_agreement_unknown_speed`): the
+degrees of ``flow_epe_deg_scaled`` are then the video's own, and the moving-pixel threshold of
+direction agreement applies to the video's speed.
+
+`estimator_error` (the estimator's own error on exact ground truth) is computed once per
+(estimator, settings, size, code, library versions) and cached on disk as JSON under
+`$DVD360_CACHE_DIR` (default `$XDG_CACHE_HOME/dvd360`, i.e. `~/.cache/dvd360`), keyed on the
+content fingerprint of all of these and written atomically.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from dvd360.atomic import write_json
+from dvd360.fingerprint import fingerprint
 from dvd360.geometry.erp import pixel_row_weights
 from dvd360.geometry.sphere_flow import direction_cosine, endpoint_angle_deg, tangent_components
 
 MIN_MOTION_PX = 0.25
+SCALE_FREE = ("flow_epe_deg_scaled", "flow_direction_agreement")
+FLOW_FACTORS = ("flow_scale", "flow_reference_scale")  # per-video factors, recorded beside the metrics
+CACHE_ENV = "DVD360_CACHE_DIR"
 
 
 def _check(estimated, reference) -> tuple[torch.Tensor, torch.Tensor]:
@@ -57,6 +89,46 @@ def flow_epe_deg(estimated, reference) -> float:
     return _weighted_mean(endpoint_angle_deg(est, ref))
 
 
+def flow_scale(estimated, reference) -> float:
+    """The least-squares speed factor s* >= 0 aligning the estimate with the reference (module doc)."""
+    est, ref = _check(estimated, reference)
+    return _scale(est, ref)
+
+
+def _scale(est: torch.Tensor, ref: torch.Tensor) -> float:
+    """max(0, sum w t_est.t_ref / sum w |t_est|^2): the factor on `est` that best matches `ref`."""
+    t_est, t_ref = tangent_components(est), tangent_components(ref)
+    weights = pixel_row_weights(est.shape[1], dtype=torch.float64)[None, :, None]
+    denominator = float((weights * t_est.square().sum(-1)).sum())
+    if denominator <= 0:
+        return float("nan")
+    return max(0.0, float((weights * (t_est * t_ref).sum(-1)).sum()) / denominator)
+
+
+def flow_agreement_unknown_speed(estimated, reference) -> dict[str, float]:
+    """The `SCALE_FREE` figures (and ``flow_scale``) against a reference known only up to a
+    scale per frame, each frame first brought to the video's speed by k*_t (module doc)."""
+    est, ref = _check(estimated, reference)
+    scales = np.array([_scale(ref[t:t + 1], est[t:t + 1]) for t in range(len(ref))])
+    usable = np.isfinite(scales) & (scales > 0)  # a still or opposed frame keeps its units
+    factors = np.where(usable, scales, 1.0)
+    reference = np.asarray(reference, dtype=np.float32).copy()
+    reference[:-1] *= factors[:, None, None, None].astype(np.float32)
+    reference[-1] = reference[-2]
+    scores = {name: value for name, value in flow_agreement(estimated, reference).items()
+              if name in SCALE_FREE or name == "flow_scale"}
+    return {**scores, "flow_reference_scale": float(scales[usable].mean()) if usable.any() else float("nan")}
+
+
+def flow_epe_deg_scaled(estimated, reference) -> tuple[float, float]:
+    """(EPE in degrees after the least-squares scale s*, s*) (module doc); (NaN, NaN) for a still estimate."""
+    est, ref = _check(estimated, reference)
+    scale = _scale(est, ref)
+    if not math.isfinite(scale):
+        return float("nan"), float("nan")
+    return _weighted_mean(endpoint_angle_deg(est * scale, ref)), scale
+
+
 def flow_direction_agreement(estimated, reference, min_motion_px: float = MIN_MOTION_PX) -> float:
     """Cos-lat weighted mean direction cosine over pixels where the reference moves (see module doc)."""
     est, ref = _check(estimated, reference)
@@ -66,9 +138,10 @@ def flow_direction_agreement(estimated, reference, min_motion_px: float = MIN_MO
 
 
 def flow_agreement(estimated, reference) -> dict[str, float]:
-    """Both flow figures, keyed by their metric names."""
-    return {"flow_epe_deg": flow_epe_deg(estimated, reference),
-            "flow_direction_agreement": flow_direction_agreement(estimated, reference)}
+    """Every flow figure keyed by its metric name, and the speed factor as ``flow_scale``."""
+    scaled, scale = flow_epe_deg_scaled(estimated, reference)
+    return {"flow_epe_deg": flow_epe_deg(estimated, reference), "flow_epe_deg_scaled": scaled,
+            "flow_direction_agreement": flow_direction_agreement(estimated, reference), "flow_scale": scale}
 
 
 def _texture(directions: torch.Tensor, seed: int, waves: int = 24) -> torch.Tensor:
@@ -102,17 +175,53 @@ def rigid_rotation_clip(height: int, width: int, frames: int = 4, *, yaw_deg: fl
     return (video * 255).round().clamp(0, 255).to(torch.uint8).numpy(), flow.float().numpy()
 
 
-def estimator_error(height: int, width: int, method: str = "ilk", frames: int = 4, seed: int = 0,
-                    **options) -> dict:
+def cache_dir() -> Path:
+    """Where computed-once results live: $DVD360_CACHE_DIR, else $XDG_CACHE_HOME/dvd360 (~/.cache/dvd360)."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dvd360"
+
+
+def _estimator_key(height: int, width: int, method: str, frames: int, seed: int, options: dict) -> str:
+    """Content fingerprint of one self-check: estimator settings, size, ground truth, code, libraries."""
+    import cv2
+    import skimage
+    import torchvision
+
+    from dvd360.data.flow_estimation import settings_of
+
+    settings = settings_of(method, **options)
+    libraries = {"opencv": cv2.__version__, "scikit-image": skimage.__version__, "numpy": np.__version__,
+                 "torch": torch.__version__, "torchvision": torchvision.__version__}
+    return fingerprint({"method": method, "settings": settings, "height": height, "width": width,
+                        "frames": frames, "seed": seed, "libraries": libraries},
+                       {"weights": settings.get("weights")}, ("dvd360.metrics.flow_agreement",))
+
+
+def estimator_error(height: int, width: int, method: str = "dis", frames: int = 4, seed: int = 0,
+                    cache: bool = True, **options) -> dict:
     """The flow estimator's own error at this size, on `rigid_rotation_clip` (exact flow known).
 
-    Returns {"flow_epe_deg", "flow_direction_agreement", "ground_truth"} measured exactly as the
-    metrics are, so the error sits beside every flow figure.
+    Returns {"flow_epe_deg", "flow_epe_deg_scaled", "flow_direction_agreement", "flow_scale",
+    "ground_truth", "estimator"} measured exactly as the metrics are, so the error sits beside
+    every flow figure. With `cache`, read from / written to `cache_dir()` (module doc).
     """
-    from dvd360.data.flow_estimation import estimate_flow
+    from dvd360.data.flow_estimation import describe, estimate_flow
 
+    key = _estimator_key(height, width, method, frames, seed, options)
+    path = cache_dir() / "estimator_error" / f"{key}.json"
+    if cache and path.is_file():
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+            if stored.get("fingerprint") == key:
+                return stored["scores"]
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable or foreign entry: measure again and replace it
     video, truth = rigid_rotation_clip(height, width, frames, seed=seed)
     scores = flow_agreement(estimate_flow(video, method, **options), truth)
     scores["ground_truth"] = (f"rigid rotation yaw 3, pitch 1.5, roll 1 deg/frame, textured sphere, "
                               f"{frames} frames {height}x{width}, seed {seed}")
+    scores["estimator"] = describe(method, **options)
+    if cache:
+        write_json(path, {"fingerprint": key, "scores": scores})
     return scores

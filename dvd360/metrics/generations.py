@@ -25,6 +25,7 @@ from typing import Any, Mapping
 
 from dvd360.data.detections import detect_input
 from dvd360.data.video import read_frames
+from dvd360.data.flow_estimation import DEFAULT_METHOD
 from dvd360.metrics.scoring import METRIC_NAMES, VideoInput, VideoScorer, load_reference_flow
 from dvd360.provenance import sha256_of
 from dvd360.stats import summarize
@@ -62,7 +63,7 @@ def reference_note(record: Mapping[str, Any], clips: Mapping[str, Any], num_fram
 
 
 def reference_for(record: Mapping[str, Any], clips: Mapping[str, Any], num_frames: int,
-                  flow_method: str = "ilk", kept: list[int] | None = None) -> tuple[Any, dict]:
+                  flow_method: str = DEFAULT_METHOD, kept: list[int] | None = None) -> tuple[Any, dict]:
     """The reference flow of a generation and a note of where it came from; (None, note) if none.
     `kept`: the video frames scored (repeats dropped): the flow between them is used."""
     note = reference_note(record, clips, num_frames)
@@ -134,7 +135,7 @@ def score_generations(scorer: VideoScorer, folders: Mapping[str, Path], clips: M
             else:
                 to_score.append(job)
     scored = scorer.score_sharded(to_score, partial(load_generation, clips=clips, flow_method=scorer.flow_method or
-                                                    "ilk", keep_repeats=keep_repeats), workers=workers)
+                                                    DEFAULT_METHOD, keep_repeats=keep_repeats), workers=workers)
     if scored is None:
         return None
     for old in kept.values():

@@ -23,13 +23,14 @@ import torch
 from tqdm.auto import tqdm
 
 from dvd360.data.flow_estimation import describe as describe_estimator
-from dvd360.data.flow_estimation import estimate_flow, resize_flow
+from dvd360.data.flow_estimation import DEFAULT_METHOD, estimate_flow, resize_flow
 from dvd360.geometry.rotation import roll_longitude, wrap_dx
 from dvd360.metrics.clip_model import ClipModel
 from dvd360.metrics.clip_similarity import VIEW_FOV_DEG, VIEW_LONS, ClipImages, clip_similarity
 from dvd360.metrics.engine import (FeatureExtractor, cpu_executor, device_label, extract_many, gather_ordered,
                                    init_distributed, prefetch, shard)
-from dvd360.metrics.flow_agreement import MIN_MOTION_PX, estimator_error, flow_agreement
+from dvd360.metrics.flow_agreement import (FLOW_FACTORS, MIN_MOTION_PX, estimator_error, flow_agreement,
+                                           flow_agreement_unknown_speed)
 from dvd360.metrics.frame_consistency import frame_consistency
 from dvd360.metrics.seam import SEAM_METRICS, seam_metrics
 
@@ -46,6 +47,8 @@ METRICS: dict[str, tuple[str, str]] = {
     "seam_ratio_codec": ("lower", "EC / EC of the block-edge column pairs (16k-1, 16k), unitless, rows plain"),
     "seam_ratio_codec_coslat": ("lower", "as seam_ratio_codec, rows weighted by cos(latitude)"),
     "flow_epe_deg": ("lower", "degrees on the sphere, cos-latitude weighted"),
+    "flow_epe_deg_scaled": ("lower", "as flow_epe_deg after the least-squares speed factor s >= 0 of the "
+                                     "estimate (per video: flow_scale)"),
     "flow_direction_agreement": ("higher", "cos-latitude weighted mean direction cosine, -1..1"),
 }
 METRIC_NAMES = tuple(METRICS)
@@ -98,7 +101,7 @@ class CpuMetrics:
     """The metrics computed on the CPU from the frames and the reference flow: seam, flow agreement.
     Holds no model, so it pickles into the engine's worker processes."""
 
-    flow_method: str | None = "ilk"
+    flow_method: str | None = DEFAULT_METHOD
     flow_options: dict = field(default_factory=dict)
 
     def __call__(self, video: VideoInput) -> dict[str, float]:
@@ -107,7 +110,9 @@ class CpuMetrics:
         if self.flow_method is not None and video.reference_flow is not None:
             reference = align_reference_flow(video.reference_flow, *frames.shape[:3])
             estimated = estimate_flow(frames, self.flow_method, **self.flow_options)
-            metrics.update(flow_agreement(estimated, reference))
+            relative = (video.detections.get("flow_encoding") or {}).get("magnitude") == "relative"
+            agree = flow_agreement_unknown_speed if relative else flow_agreement  # flow_vis: speed unknown
+            metrics.update(agree(estimated, reference))
         return metrics
 
 
@@ -129,7 +134,8 @@ class VideoScorer:
     loop; their features come back per video under result["features"][name].
     """
 
-    def __init__(self, clip: ClipModel | None, flow_method: str | None = "ilk", flow_options: dict | None = None,
+    def __init__(self, clip: ClipModel | None, flow_method: str | None = DEFAULT_METHOD,
+                 flow_options: dict | None = None,
                  extractors: Sequence[FeatureExtractor] = ()):
         self.clip = clip
         self.cpu = CpuMetrics(flow_method, dict(flow_options or {}))
@@ -176,7 +182,7 @@ class VideoScorer:
         if self.flow_method is not None:
             sizes = sorted(self._estimator_errors, key=lambda size: tuple(int(n) for n in size.split("x")))
             device = device_label(self.flow_options.get("device", "cpu")) if self.flow_method == "raft" else "cpu"
-            for name in ("flow_epe_deg", "flow_direction_agreement"):
+            for name in ("flow_epe_deg", "flow_epe_deg_scaled", "flow_direction_agreement"):
                 info[name]["device"] = device
                 info[name]["estimator"] = describe_estimator(self.flow_method, **self.flow_options)
                 info[name]["estimator_error"] = {
@@ -254,11 +260,14 @@ class VideoScorer:
                     metrics["clip_similarity_erp"] = clip_similarity(erp, text)
                     metrics["clip_similarity_views"] = clip_similarity(views, text)
             shape = tuple(int(n) for n in prepared.frames.shape[:3])
-            if "flow_epe_deg" in metrics:
+            if "flow_scale" in metrics:
                 self.estimator_error(*shape[1:])
             ordered = {name: float(metrics[name]) for name in METRIC_NAMES
                        if name in metrics and math.isfinite(metrics[name])}
             result = {"metrics": ordered, "prompt_truncated": truncated, "detections": prepared.detections}
+            for factor in FLOW_FACTORS:  # the speed factors behind flow_epe_deg_scaled (None: undefined)
+                if factor in metrics:
+                    result[factor] = metrics[factor] if math.isfinite(metrics[factor]) else None
             if self.extra_extractors:
                 result["features"] = {e.name: features[e.name][k] for e in self.extra_extractors}
             yield Scored(job, shape, result)
@@ -302,14 +311,24 @@ def wrap_dx_sum(flows: np.ndarray, width: int) -> np.ndarray:
 
 
 def load_reference_flow(path: str | Path, kind: str = "auto", indices: list[int] | None = None,
-                        roll_deg: float = 0.0, flow_method: str = "ilk") -> np.ndarray:
-    """A reference flow from a file: kind "numeric" (.npz with a `flow` array (F, H, W, 2)),
-    "encoded" (a flow video in the released visualisation, decoded with `decode_flow`), or
-    "source" (a video whose flow is re-estimated wrap-aware); "auto" picks numeric for .npz,
-    else encoded. `indices` select the source frames the scored video corresponds to (see
-    `stride_flow`); `roll_deg` turns the flow in longitude (e.g. the net latent rotation).
+                        roll_deg: float = 0.0, flow_method: str = DEFAULT_METHOD,
+                        encoding: str = "auto") -> np.ndarray:
+    """The flow of `read_reference_flow`, without its note."""
+    return read_reference_flow(path, kind, indices, roll_deg, flow_method, encoding)[0]
+
+
+def read_reference_flow(path: str | Path, kind: str = "auto", indices: list[int] | None = None,
+                        roll_deg: float = 0.0, flow_method: str = DEFAULT_METHOD,
+                        encoding: str = "auto") -> tuple[np.ndarray, dict]:
+    """(reference flow, note) from a file: kind "numeric" (.npz with a `flow` array (F, H, W, 2)),
+    "encoded" (a flow video in `encoding`: released, released-rgb, flowvis, or auto-detected;
+    `data.flow_encoding.decode_flow_video`), or "source" (a video whose flow is re-estimated
+    wrap-aware); "auto" picks numeric for .npz, else encoded. `indices` select the source frames
+    the scored video corresponds to (see `stride_flow`); `roll_deg` turns the flow in longitude
+    (e.g. the net latent rotation). The note says how it was read: {"encoding", "magnitude"
+    ("pixels", or "relative" for a flow_vis video: speed unknown), "summary"} (+ "chosen" for videos).
     """
-    from dvd360.data.flow_encoding import decode_flow
+    from dvd360.data.flow_encoding import decode_flow_video
     from dvd360.data.video import read_frames
 
     path = Path(path)
@@ -317,9 +336,11 @@ def load_reference_flow(path: str | Path, kind: str = "auto", indices: list[int]
         kind = "numeric" if path.suffix == ".npz" else "encoded"
     if kind not in REFERENCE_KINDS:
         raise ValueError(f"unknown reference flow kind {kind!r}; known: {', '.join(REFERENCE_KINDS)}")
+    note = {"encoding": kind, "magnitude": "pixels"}
     if kind == "source":
         frames = read_frames(path, indices)
         flow = estimate_flow(frames, flow_method)
+        note["encoding"] = f"estimated ({flow_method})"
     else:
         if kind == "numeric":
             with np.load(path) as data:
@@ -327,9 +348,11 @@ def load_reference_flow(path: str | Path, kind: str = "auto", indices: list[int]
                     raise ValueError(f"{path}: no 'flow' array (has {', '.join(data.files)})")
                 flow = data["flow"].astype(np.float32)
         else:
-            flow = decode_flow(read_frames(path))
+            flow, note = decode_flow_video(read_frames(path), encoding, source=str(path))
         if indices is not None:
             if max(indices) >= flow.shape[0]:
                 raise ValueError(f"{path}: has {flow.shape[0]} flow frames, indices reach {max(indices)}")
             flow = stride_flow(flow, list(indices))
-    return roll_longitude(flow, roll_deg, dim=2) if roll_deg % 360 else flow
+    note["summary"] = " ".join([note["encoding"], f"({note['chosen']})" if "chosen" in note else "",
+                                f"magnitude {note['magnitude']}"]).replace("  ", " ")
+    return (roll_longitude(flow, roll_deg, dim=2) if roll_deg % 360 else flow), note

@@ -21,6 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from dvd360.atomic import atomic_path, write_json
+from dvd360.data.flow_estimation import DEFAULT_METHOD
 from dvd360.fingerprint import fingerprint
 from dvd360.provenance import sha256_of
 
@@ -67,7 +68,7 @@ def estimate_clip(clip, out_dir: Path, method: str, max_frames: int | None) -> d
             "flow_video": str(video_out), "flow_npz": str(npz_out)}
 
 
-def prepare_conditions(clips: Iterable, out_dir: str | Path, source: str = "released", method: str = "ilk",
+def prepare_conditions(clips: Iterable, out_dir: str | Path, source: str = "released", method: str = DEFAULT_METHOD,
                        max_frames: int | None = None) -> dict:
     """Decide (and where needed estimate) every clip's condition; write and return the index."""
     from dvd360.data.flow_estimation import describe
