@@ -31,15 +31,20 @@ def repo_root() -> Path:
 
 
 def load_params(path: str | Path | None = None) -> dict[str, Any]:
-    """Read params.yaml (default: the repository root's) and check its profile key."""
+    """Read params.yaml (default: the repository root's), validated (`dvd360.params_schema`)."""
     path = Path(path) if path is not None else repo_root() / "params.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such parameter file")
-    params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    profile = params.get("profile", "tiny")
-    if profile not in PROFILES:
-        raise ValueError(f"{path}: profile must be one of {PROFILES}, got {profile!r}")
-    params["profile"] = profile
+    from dvd360.params_schema import validate_params
+
+    try:
+        params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML ({error})") from error
+    if not isinstance(params, dict):
+        raise ValueError(f"{path}: expected a mapping of sections, got {type(params).__name__}")
+    validate_params(params, path)  # ParamsFileError (a ValueError) naming every bad key
+    params["profile"] = params.get("profile", "tiny")
     return params
 
 

@@ -11,14 +11,24 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
 
 from dvd360.atomic import write_json
 from dvd360.captioning import BlipCaptioner, LandmarkCaptioner, caption_clips, make_fuser, write_caption_csvs
-from dvd360.config import load_params, stage_params
+from dvd360.captioning.captioners import CAPTIONERS
+from dvd360.config import load_params
 from dvd360.data.web360 import load_prepared
+from dvd360.params_schema import StageSettings, validated_stage_params
 from dvd360.provenance import versions
 from dvd360.tracking import log_artifact, log_metrics, stage_run
 
+
+
+class CaptionSettings(StageSettings):
+    captioner: Literal[CAPTIONERS]
+    view_size: int = Field(gt=0)
 
 
 def make_captioner(settings: dict, root: Path):
@@ -26,12 +36,13 @@ def make_captioner(settings: dict, root: Path):
         return LandmarkCaptioner.from_metadata(root / "metadata.json")
     if settings["captioner"] == "blip":
         return BlipCaptioner(settings["model"], device=settings.get("device", "cpu"))
-    raise ValueError(f"params.yaml caption.captioner: unknown captioner {settings['captioner']!r} (landmarks | blip)")
+    raise ValueError(f"params.yaml caption.captioner: unknown captioner {settings['captioner']!r} "
+                     f"(known: {', '.join(CAPTIONERS)})")
 
 
 def main() -> int:
     params = load_params()
-    settings = stage_params("caption", params)
+    settings = validated_stage_params("caption", params, CaptionSettings)
     paths = params["paths"]
     out, progress = Path(paths["captions"]), Path(paths["checkpoints"]) / "caption" / "progress.jsonl"
     index = load_prepared(paths["web360"])

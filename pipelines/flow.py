@@ -8,16 +8,27 @@ the dataset's released flow videos (`source: released`) or a wrap-aware estimate
 from __future__ import annotations
 
 import sys
+from typing import Literal
 
-from dvd360.config import load_params, stage_params
+from pydantic import Field
+
+from dvd360.config import load_params
+from dvd360.data.flow_estimation import METHODS
 from dvd360.data.web360 import load_prepared
+from dvd360.params_schema import StageSettings, validated_stage_params
 from dvd360.tracking import log_metrics, stage_run
-from dvd360.training.conditions import prepare_conditions
+from dvd360.training.conditions import SOURCES, prepare_conditions
+
+
+class FlowSettings(StageSettings):
+    method: Literal[METHODS]
+    source: Literal[SOURCES]
+    max_frames: int | None = Field(default=None, gt=1)
 
 
 def main() -> int:
     params = load_params()
-    settings = stage_params("flow", params)
+    settings = validated_stage_params("flow", params, FlowSettings)
     paths = params["paths"]
     index = load_prepared(paths["web360"])
     with stage_run("flow", profile=params["profile"], params=settings):

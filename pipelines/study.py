@@ -12,14 +12,26 @@ from __future__ import annotations
 
 import sys
 
-from dvd360.config import load_params, repo_root, stage_params
+from pydantic import Field
+
+from dvd360.config import load_params, repo_root
+from dvd360.params_schema import StageSettings, validated_stage_params
 from dvd360.study.render import build_study
 from dvd360.tracking import log_artifact, log_metrics, stage_run
 
 
+class StudySettings(StageSettings):
+    methods: list[str] = Field(min_length=2)
+    raters: int = Field(gt=0)
+    sets_per_packet: int | None = Field(default=None, gt=0)
+    seed: int
+    attention_check: bool
+    attention_min_agree: int = Field(gt=0)
+
+
 def main() -> int:
     all_params = load_params()
-    profile, params = all_params["profile"], stage_params("study", all_params)
+    profile, params = all_params["profile"], validated_stage_params("study", all_params, StudySettings)
     root = repo_root()
     with stage_run("study", profile=profile, params=params):
         try:

@@ -76,7 +76,7 @@ def test_stage_params_merges_common_and_profile(tmp_path):
 def test_unknown_profile_names_the_file(tmp_path):
     params_file = tmp_path / "params.yaml"
     params_file.write_text("profile: huge\n")
-    with pytest.raises(ValueError, match=r"params\.yaml.*huge"):
+    with pytest.raises(ValueError, match=r"(?s)params\.yaml.*huge"):
         load_params(params_file)
 
 

@@ -16,6 +16,8 @@ from typing import Mapping, Protocol, Sequence
 
 import numpy as np
 
+CAPTIONERS = ("landmarks", "blip")  # params.yaml caption.captioner: LandmarkCaptioner (tiny), BlipCaptioner
+
 BLIP_MODEL = "Salesforce/blip-image-captioning-large"
 
 
