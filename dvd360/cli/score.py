@@ -90,7 +90,7 @@ def _load_item(item: Item, flow_kind: str, flow_method: str, keep_repeats: bool 
 @click.option("--feature-cache", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Cache set-metric features here (per video content, model and preprocessing).")
 def score(inputs, prompts, flows, flow_kind, out, model, flow_method, device, precision, batch_size, workers,
-          keep_repeats, reference, features, feature_cache):
+          keep_repeats, flow_encoding, reference, features, feature_cache):
     """Score ERP videos (mp4, gif, ... or folders of PNG/JPG frames; folders of videos too).
 
     Every input is checked first (readable, 2:1 ERP, at least 2 frames, a prompt when --prompts
