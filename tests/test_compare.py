@@ -164,3 +164,11 @@ def test_page_refuses_a_malformed_loss_file(report_inputs, tmp_path):
     bad.write_text("step\tloss\n2\tnan?\n")
     result = CliRunner().invoke(main, _page_args({**report_inputs, "train": train}, tmp_path / "out"))
     assert result.exit_code != 0 and str(bad) in result.output and "not a number" in result.output
+
+
+def test_page_is_the_same_bytes_for_the_same_input(scores_dir):
+    from dvd360.report.page import Section, render_page
+
+    comparison = build_comparison(load_scores(scores_dir, ["A", "B", "D"]), "D", n_resamples=300)
+    first, again = (render_page([Section("Methods", "methods", comparison)]) for _ in range(2))
+    assert first == again and first.count('<figure class="chart"') == 2
