@@ -25,7 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", required=True, choices=sorted(load_variants()))
     args = parser.parse_args(argv)
     params = load_params()
-    config = TrainConfig.for_variant(args.variant, stage_params("train", params))
+    paths = params["paths"]
+    config = TrainConfig.for_variant(args.variant, {
+        **stage_params("train", params), "out_dir": f"{paths['adapters']}/{args.variant}",
+        "checkpoint_dir": f"{paths['checkpoints']}/train-{args.variant}",
+        "report_dir": f"{paths['train_reports']}/{args.variant}"})
     accelerator = make_accelerator(config)
     on_log = on_artifact = None
     run = nullcontext()
