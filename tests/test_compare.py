@@ -140,7 +140,7 @@ def test_cli_writes_a_self_contained_page(report_inputs, tmp_path):
     assert page.count('<figure class="chart wide"><svg') == 1  # the loss curves
     assert "window.DVD360Viewer" in page and "Look at the seam" in page
     assert str(report_inputs["scores"] / "A.json") in page and str(videos[0]) in page
-    assert "seam_ratio" in page and "flow_epe_deg" in page and "<h3>" in page
+    assert "seam_ratio" in page and "flow_epe_deg" in page and "dvd360 git commit" in page and "matplotlib" in page
 
 
 def test_page_refuses_a_video_changed_since_scoring(report_inputs, tmp_path):

@@ -23,7 +23,8 @@ from typing import Mapping, Sequence
 import jinja2
 
 from dvd360.atomic import write_text
-from dvd360.provenance import sha256_of
+from dvd360.config import repo_root
+from dvd360.provenance import TRACKED_PACKAGES, git_commit, sha256_of, versions
 from dvd360.metrics.scoring import METRIC_GROUP_ORDER, METRIC_GROUPS
 from dvd360.report.figures import loss_figure, metric_figure, svg
 from dvd360.report.gallery import Media, ReportInputError, gallery_sets
@@ -122,9 +123,10 @@ def _environment() -> jinja2.Environment:
 
 
 def render_page(sections: Sequence[Section], *, loss_curves: Mapping | None = None, media: Media | None = None,
-                sources: Sequence[Mapping] = (), runs: Sequence[Mapping] = (), profile: str | None = None,
-                charts: bool = True, title: str = "dvd360 results") -> str:
-    """The page as HTML text. Without a gallery, media or charts it is the table and legend alone."""
+                sources: Sequence[Mapping] = (), runs: Sequence[Mapping] = (), software: Mapping | None = None,
+                profile: str | None = None, charts: bool = True, title: str = "dvd360 results") -> str:
+    """The page as HTML text. Without a gallery, media or charts it is the table and legend alone;
+    `software` (name -> version, git commit) goes under the sources."""
     first = sections[0].comparison
     views = [{"section": s, "groups": table_groups(s.comparison),
               "charts": [(name, svg(metric_figure(s.comparison, name, note=False))) for name in s.comparison["metrics"]]
@@ -134,7 +136,7 @@ def render_page(sections: Sequence[Section], *, loss_curves: Mapping | None = No
     return _environment().get_template("index.html").render(
         title=title, note=first.get("note"), profile=profile, bootstrap=first.get("bootstrap", {}),
         views=views, loss_svg=loss_svg, loss_variants=list(loss_curves or {}), media=(media.encoded if media else {}),
-        sources=list(sources), runs=list(runs), significance=SIGNIFICANCE,
+        sources=list(sources), runs=list(runs), software=dict(software or {}), significance=SIGNIFICANCE,
         css=_static("dvd360.report", "report.css"),
         scripts=[_static("dvd360.study", "viewer.js"), _static("dvd360.report", "report.js")] if viewer else [])
 
@@ -164,6 +166,8 @@ def write_report(path: str | Path, sections: Sequence[Section], *, scores_dir: s
     if train_dir is not None and not Path(train_dir).is_dir():
         train_dir = None
     curves = read_loss_curves(train_dir) if train_dir is not None else {}
+    software = {"dvd360 git commit": git_commit(repo_root()) or "unknown",
+                **versions(TRACKED_PACKAGES + ("matplotlib", "jinja2"))}  # + what draws the charts and page
     html = render_page(sections, loss_curves=curves, media=media, runs=runs, profile=profile,
-                       sources=source_list(scores_dir, sections, train_dir))
+                       sources=source_list(scores_dir, sections, train_dir), software=software)
     return write_text(Path(path), html)
