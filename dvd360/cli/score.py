@@ -120,6 +120,7 @@ def score(inputs, prompts, flows, flow_kind, out, model, flow_method, device, pr
     from dvd360.metrics.clip_model import ClipSpecError, load_clip
     from dvd360.metrics.engine import JobError, world
     from dvd360.metrics.generations import TINY_NOTE
+    from dvd360.metrics.flow_agreement import FLOW_FACTORS
     from dvd360.metrics.scoring import VideoScorer
     from dvd360.provenance import versions
 
@@ -150,7 +151,7 @@ def score(inputs, prompts, flows, flow_kind, out, model, flow_method, device, pr
                         "frames": frames, "height": height, "width": width,
                         "reference_flow": None if item.flow is None else {
                             "path": str(item.flow), "kind": flow_kind, **result["detections"].get("flow_encoding", {}),
-                            "flow_scale": result.get("flow_scale")},
+                            **{factor: result[factor] for factor in FLOW_FACTORS if factor in result}},
                         "detections": result["detections"], "metrics": result["metrics"]})
         click.echo(detection_line(str(item.path), result["detections"]), err=True)
     if rank_count > 1:
