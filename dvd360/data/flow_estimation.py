@@ -21,9 +21,10 @@ with moving objects (seeds 0-2) DIS 0.10-0.30 / 0.08-0.36 / 0.05-0.75 deg agains
 0.15-0.43 / 0.14-0.49 / 0.34-0.87, at 0.4 s per 512x1024 pair on one thread (iLK 2.5-17 s).
 Preset fast is 3x faster and less accurate on rigid rotation (0.436 deg at 64x128);
 finest_scale 0 or more variational refinement gain < 0.01 deg on rigid rotation and lose up to
-0.23 deg on the fast-moving world (seed 0) at 128x256. DIS's output does not depend on
-OpenCV's thread count (tests check 1 vs 2 threads); it runs one thread per frame pair here and
-spreads pairs over processes like the others. RAFT
+0.23 deg on the fast-moving world (seed 0) at 128x256. DIS's raw output was bit-identical at
+1, 2, 4 and 8 OpenCV threads; still, each pair runs on one OpenCV thread (set around the call,
+so the caller's setting never matters; tests check) and pairs spread over processes like the
+others. RAFT
 (`method="raft"`) needs its weights as a local file (`weights=PATH`, torchvision's
 `raft_large` state dict, e.g. `raft_large_C_T_SKHT_V2-ff5fadd5.pth`): nothing is downloaded.
 """
