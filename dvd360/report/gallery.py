@@ -33,10 +33,6 @@ class Media:
             self.encoded[media_id] = base64.b64encode(path.read_bytes()).decode("ascii")
         return media_id
 
-    @property
-    def size_bytes(self) -> int:
-        return sum(len(text) for text in self.encoded.values())
-
 
 def gallery_sets(scores: Mapping[str, Mapping], generations_dir: str | Path, media: Media,
                  better: Mapping[str, str], max_sets: int | None = None) -> list[dict]:
