@@ -3,6 +3,7 @@ reduced precision stays within its stated tolerance; extractors plug in; shardin
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -141,3 +142,16 @@ def test_auto_device_and_every_metric_says_where_it_ran(clip_dir):
     assert all(entry["device"].startswith(expected if name.startswith(("clip", "frame")) else "cpu")
                for name, entry in info.items() if name in CLIP_METRICS or "seam" in name or "flow" in name)
     assert info["clip_similarity_erp"]["precision"] == ("fp16" if expected == "cuda" else "fp32")
+
+
+@pytest.mark.slow
+def test_metrics_benchmark_runs_and_batching_changes_no_score(tmp_path):
+    from dvd360.benchmarks.metrics import main
+
+    out = tmp_path / "bench.json"
+    main(["--quick", "--videos", "4", "--frames", "3", "--height", "32", "--workers", "1", "--samples", "1",
+          "--loop-videos", "2", "--device", "cpu", "--json", str(out)])
+    report = json.loads(out.read_text())
+    assert report["steady_state"]["largest score difference engine vs per-video loop"] == 0
+    assert report["steady_state"]["engine_seconds_per_video"] > 0
+    assert len(report["per_metric_seconds_per_video"]) == 7

@@ -1,100 +1,257 @@
-"""Throughput of the metrics: seconds per video (default 16 frames, 512x1024) for each metric.
+"""Throughput of scoring: seconds per video for each metric, and the whole loop at steady state.
 
-    python -m dvd360.benchmarks.metrics            # ViT-L-14-quickgelu, random weights (no download)
-    python -m dvd360.benchmarks.metrics --tiny     # tiny CLIP, 8 frames of 64x128: a quick check
+    python -m dvd360.benchmarks.metrics            # ViT-L-14-quickgelu (random weights: no download),
+                                                   # 32 videos of 16 frames 512x1024, device auto
+    python -m dvd360.benchmarks.metrics --quick    # tiny CLIP, 32 videos of 8 frames 64x128 (2 cores: minutes)
 
-CLIP runs on --device (default: cuda when available, else cpu; pass --device cpu on a GPU box for
-the CPU figures); the flow estimator (scikit-image) and the seam and flow-agreement arithmetic run
-on the CPU. Frame consistency reuses the CLIP embeddings of the similarity metrics, so its row is
-the arithmetic only. The video is a textured sphere turning rigidly (`rigid_rotation_clip`).
+What it measures, in one run on one machine:
+- load: the CLIP model's load, and the first batched pass (warm-up), shown apart;
+- per metric (each alone, over a few videos after a warm-up, seconds per video): decoding and the
+  reference flow (shared by all), CLIP on the ERP and on the views, the CLIP formulas, seam, flow
+  estimation, flow agreement; the estimator's self-check (once per size) apart;
+- steady state: the engine (`VideoScorer.score_stream`: prefetching CPU workers, CLIP batched over
+  videos) over all the videos, seconds per video and videos per hour, against the per-video loop
+  (decode, then score one video, one at a time) over the same videos, side by side, with the
+  largest score difference between the two (0: batching changes no score);
+- CLIP alone batched over videos vs one video per forward; on CUDA the CLIP scores at fp16 and bf16
+  against fp32 (the tolerance of reduced precision); the default flow estimator against iLK
+  (time and error on the rigid-rotation ground truth) when both exist.
+
+Videos: textured spheres turning rigidly (`rigid_rotation_clip`, exact flow), 4 distinct mp4 files
+(rolled copies of 2 clips) cycled through the jobs, so decoding is real and setup stays short.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import tempfile
 import time
+from pathlib import Path
 
+import numpy as np
 import torch
 
-from dvd360.data.flow_estimation import estimate_flow
+from dvd360.data import flow_estimation
+from dvd360.data.video import read_frames, write_video
+from dvd360.geometry.rotation import roll_longitude
 from dvd360.metrics.clip_model import build_tiny_clip, load_clip
-from dvd360.metrics.clip_similarity import clip_similarity, erp_embeddings, view_embeddings
+from dvd360.metrics.clip_similarity import ClipImages, clip_similarity, erp_embeddings, view_embeddings
+from dvd360.metrics.engine import cpu_executor, extract_many
 from dvd360.metrics.flow_agreement import estimator_error, flow_agreement, rigid_rotation_clip
 from dvd360.metrics.frame_consistency import frame_consistency
+from dvd360.metrics.scoring import VideoInput, VideoScorer, align_reference_flow
 from dvd360.metrics.seam import seam_metrics
 from dvd360.provenance import device_name, versions
 
 PAPER_ARCH = "ViT-L-14-quickgelu/random"
 PROMPT = "a panoramic view of a beach at sunset with waves rolling in"
+DISTINCT_FILES = 4
+CLIP_METRICS = ("clip_similarity_erp", "clip_similarity_views", "frame_consistency_erp", "frame_consistency_views")
 
 
-def _timed(fn, device: torch.device, repeats: int):
-    """(best seconds over `repeats` runs after one warm-up, last result)."""
-    result = fn()
-    best = float("inf")
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+def load_job(job: tuple[str, str]) -> VideoInput:
+    """A benchmark job (video path, flow .npz path) -> its frames, prompt and reference flow."""
+    video, flow = job
+    with np.load(flow) as data:
+        return VideoInput(read_frames(video), PROMPT, data["flow"])
+
+
+def write_videos(folder: Path, count: int, frames: int, height: int, width: int) -> list[tuple[str, str]]:
+    """`count` jobs over DISTINCT_FILES mp4 files (2 clips, each also rolled by half a turn)."""
+    files = []
+    for k in range(DISTINCT_FILES):
+        if k % 2 == 0:
+            video, flow = rigid_rotation_clip(height, width, frames, yaw_deg=2.0 + k, seed=k)
+        else:
+            video, flow = roll_longitude(video, 180.0, dim=2), roll_longitude(flow, 180.0, dim=2)
+        write_video(folder / f"v{k}.mp4", video)
+        np.savez(folder / f"v{k}.npz", flow=flow)
+        files.append((str(folder / f"v{k}.mp4"), str(folder / f"v{k}.npz")))
+    return [files[i % DISTINCT_FILES] for i in range(count)]
+
+
+class Clock:
+    """Wall time of a block, CUDA work included."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+
+    def __call__(self, fn, *args, **kwargs) -> tuple[float, object]:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
         start = time.perf_counter()
-        result = fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        best = min(best, time.perf_counter() - start)
-    return best, result
+        result = fn(*args, **kwargs)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter() - start, result
 
 
-def run(frames: int, height: int, width: int, device: str, tiny: bool, flow_method: str, repeats: int,
-        flow_workers: int = 1) -> dict:
-    device = torch.device(device)
+def per_metric(clip, jobs, flow_method: str, clock: Clock, samples: int) -> dict[str, float]:
+    """Seconds per video of each part, alone, averaged over `samples` videos after one warm-up."""
+    parts: dict[str, float] = {}
+
+    def add(name, seconds):
+        parts[name] = parts.get(name, 0.0) + seconds / samples
+
+    for k, job in enumerate(jobs[:samples + 1]):
+        seconds, video = clock(load_job, job)
+        text_seconds, text = clock(lambda: clip.encode_texts([PROMPT])[0])
+        erp_seconds, erp = clock(erp_embeddings, clip, video.frames)
+        views_seconds, views = clock(view_embeddings, clip, video.frames)
+        formula_seconds, _ = clock(lambda: (clip_similarity(erp, text), clip_similarity(views, text)))
+        consistency_seconds, _ = clock(lambda: (frame_consistency(erp), frame_consistency(views)))
+        seam_seconds, _ = clock(seam_metrics, video.frames)
+        reference = align_reference_flow(video.reference_flow, *video.frames.shape[:3])
+        flow_seconds, estimated = clock(flow_estimation.estimate_flow, video.frames, flow_method)
+        agreement_seconds, _ = clock(flow_agreement, estimated, reference)
+        if k == 0:
+            continue  # warm-up
+        add("decode video + reference flow (all metrics)", seconds)
+        add("clip_similarity_erp: embed ERP frames + text + formula", erp_seconds + text_seconds + formula_seconds / 2)
+        add("clip_similarity_views: render 4 views + embed + formula", views_seconds + formula_seconds / 2)
+        add("frame_consistency_erp + _views (from the embeddings)", consistency_seconds)
+        add("end_continuity, seam_ratio (+ _coslat), CPU", seam_seconds)
+        add(f"flow_epe_deg, flow_direction_agreement: estimation ({flow_method}, 1 process)", flow_seconds)
+        add("flow_epe_deg, flow_direction_agreement: agreement, CPU", agreement_seconds)
+    return parts
+
+
+def scores_of(scored) -> list[dict]:
+    return [s.result["metrics"] for s in scored]
+
+
+def largest_difference(a: list[dict], b: list[dict], names=None) -> float:
+    return max(abs(x[n] - y[n]) for x, y in zip(a, b) for n in (names or x) if n in x and n in y)
+
+
+def steady_state(clip, jobs, flow_method: str, workers: int, clock: Clock, loop_videos: int) -> dict:
+    """The engine over every job and the per-video loop over the first `loop_videos`, side by side."""
+    scorer = VideoScorer(clip, flow_method)
+    scorer.estimator_error(*read_frames(jobs[0][0]).shape[1:3])  # once per size, timed apart
+    with cpu_executor(workers) as executor:  # once per run, as in the CLI and the stage
+        warm_seconds, _ = clock(lambda: list(scorer.score_stream(jobs[:DISTINCT_FILES], load_job, workers,
+                                                                 executor=executor)))
+        engine_seconds, batched = clock(lambda: list(scorer.score_stream(jobs, load_job, workers,
+                                                                         executor=executor)))
+
+    def one_by_one():
+        out = []
+        for job in jobs[:loop_videos]:
+            video = load_job(job)
+            out.append(scorer.score(video.frames, video.prompt, video.reference_flow))
+        return out
+
+    loop_seconds, single = clock(one_by_one)
+    return {"videos": len(jobs), "workers": workers,
+            "warm_up_seconds (worker start, first batch)": warm_seconds,
+            "engine_seconds_per_video": engine_seconds / len(jobs),
+            "engine_videos_per_hour": 3600 * len(jobs) / engine_seconds,
+            "per_video_loop_videos": loop_videos,
+            "per_video_loop_seconds_per_video": loop_seconds / loop_videos,
+            "per_video_loop_videos_per_hour": 3600 * loop_videos / loop_seconds,
+            "speed-up engine vs per-video loop": (loop_seconds / loop_videos) / (engine_seconds / len(jobs)),
+            "largest score difference engine vs per-video loop": largest_difference(
+                scores_of(batched), [r["metrics"] for r in single])}
+
+
+def clip_batching(clip, jobs, clock: Clock) -> dict:
+    """CLIP image embedding alone: every video's images in shared forwards vs one video per forward."""
+    extractor = ClipImages(clip)
+    frames = [load_job(job).frames for job in jobs]
+    extract_many(extractor, [extractor.inputs(frames[0])])  # warm-up
+    batched, _ = clock(lambda: extract_many(extractor, [extractor.inputs(f) for f in frames]))
+    single, _ = clock(lambda: [extract_many(extractor, [extractor.inputs(f)]) for f in frames])
+    return {"batched_seconds_per_video": batched / len(frames), "one_video_per_forward_seconds_per_video":
+            single / len(frames), "speed-up": single / batched}
+
+
+def precision_gaps(clip, jobs) -> dict[str, float]:
+    """Largest CLIP-score difference of each reduced precision from fp32 over the videos."""
+    reference = scores_of(VideoScorer(dataclasses.replace(clip, precision="fp32"), None).score_stream(jobs, load_job))
+    return {precision: largest_difference(reference, scores_of(
+        VideoScorer(dataclasses.replace(clip, precision=precision), None).score_stream(jobs, load_job)), CLIP_METRICS)
+        for precision in ("fp16", "bf16")}
+
+
+def estimators(job, height: int, width: int, flow_method: str, clock: Clock) -> dict | None:
+    """The default flow estimator against iLK, one process each, on the first 4 frames of a video
+    (seconds per frame pair), and their errors on the 4-frame rigid-rotation ground truth."""
+    if flow_method == "ilk" or "ilk" not in flow_estimation.METHODS:
+        return None
+    frames = load_job(job).frames[:4]
+    out = {}
+    for method in (flow_method, "ilk"):
+        seconds, _ = clock(flow_estimation.estimate_flow, frames, method)
+        error = estimator_error(height, width, method)
+        out[method] = {"seconds_per_frame_pair": seconds / (len(frames) - 1), "flow_epe_deg": error["flow_epe_deg"],
+                       "flow_direction_agreement": error["flow_direction_agreement"]}
+    out[f"time ratio ilk / {flow_method}"] = (out["ilk"]["seconds_per_frame_pair"]
+                                             / out[flow_method]["seconds_per_frame_pair"])
+    return out
+
+
+def run(args) -> dict:
+    device = torch.device(args.device) if args.device != "auto" else torch.device(
+        "cuda" if torch.cuda.is_available() else "cpu")
+    clock = Clock(device)
     with tempfile.TemporaryDirectory() as tmp:
-        clip = load_clip(build_tiny_clip(f"{tmp}/clip") if tiny else PAPER_ARCH, device=device)
-    video, truth = rigid_rotation_clip(height, width, frames, seed=0)
-    rows = {}
-    rows["clip_similarity_erp (embed frames + text)"], erp = _timed(
-        lambda: (erp_embeddings(clip, video), clip.encode_texts([PROMPT])[0]), device, repeats)
-    rows["clip_similarity_views (render 4 views + embed)"], views = _timed(
-        lambda: view_embeddings(clip, video), device, repeats)
-    rows["clip_similarity formula (both)"], _ = _timed(
-        lambda: (clip_similarity(erp[0], erp[1]), clip_similarity(views, erp[1])), device, repeats)
-    rows["frame_consistency (erp + views, from embeddings)"], _ = _timed(
-        lambda: (frame_consistency(erp[0]), frame_consistency(views)), device, repeats)
-    cpu = torch.device("cpu")
-    rows["seam (EC, SR, SR codec, both row weightings)"], _ = _timed(lambda: seam_metrics(video), cpu, repeats)
-    rows[f"flow estimation ({flow_method}, wrap-aware, CPU, {flow_workers or 'all'} worker(s))"], estimated = _timed(
-        lambda: estimate_flow(video, flow_method, workers=flow_workers), cpu, max(1, repeats // 2))
-    rows["flow agreement (EPE + direction, CPU)"], agreement = _timed(
-        lambda: flow_agreement(estimated, truth), cpu, repeats)
-    rows["estimator error (once per size, 4 frames)"], error = _timed(
-        lambda: estimator_error(height, width, flow_method), cpu, 1)
-    return {"clip": clip.name, "clip_device": str(device), "device": device_name(),
-            "video": f"{frames} frames {height}x{width}", "threads": torch.get_num_threads(),
-            "seconds": rows, "flow_agreement_on_benchmark_video": agreement,
-            "estimator_error": {k: v for k, v in error.items()}, "versions": versions()}
+        spec = build_tiny_clip(f"{tmp}/clip") if args.quick else PAPER_ARCH
+        load_seconds, clip = clock(load_clip, spec, device=device, precision=args.precision,
+                                   batch_size=args.batch_size)
+        jobs = write_videos(Path(tmp), args.videos, args.frames, args.height, 2 * args.height)
+        report = {"clip": clip.name, "clip_device": str(device), "precision": clip.precision,
+                  "batch_size": clip.batch_size, "device": device_name(), "cpu_cores": os.cpu_count(),
+                  "torch_threads": torch.get_num_threads(), "flow_method": args.flow_method,
+                  "video": f"{args.frames} frames {args.height}x{2 * args.height}",
+                  "load_seconds (CLIP model)": load_seconds}
+        report["per_metric_seconds_per_video"] = per_metric(clip, jobs, args.flow_method, clock, args.samples)
+        estimator_seconds, _ = clock(estimator_error, args.height, 2 * args.height, args.flow_method)
+        report["estimator self-check seconds (once per size)"] = estimator_seconds
+        report["steady_state"] = steady_state(clip, jobs, args.flow_method, args.workers or os.cpu_count(), clock,
+                                              min(args.loop_videos, len(jobs)))
+        report["clip_batching"] = clip_batching(clip, jobs, clock)
+        if device.type == "cuda":
+            report["precision_vs_fp32 (largest CLIP score difference, points)"] = precision_gaps(clip, jobs[:8])
+        report["estimators"] = estimators(jobs[0], args.height, 2 * args.height, args.flow_method, clock)
+    report["versions"] = versions()
+    return report
+
+
+def _print(report: dict, indent: str = "") -> None:
+    for key, value in report.items():
+        if key == "versions":
+            continue
+        if isinstance(value, dict):
+            print(f"{indent}{key}:")
+            _print(value, indent + "  ")
+        elif isinstance(value, float):
+            print(f"{indent}{key}: {value:.4g}")
+        else:
+            print(f"{indent}{key}: {value}")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tiny", action="store_true", help="tiny CLIP, 8 frames of 64x128 (quick check)")
+    parser.add_argument("--quick", action="store_true", help="tiny CLIP, 8 frames of 64x128 (2-core CPU: minutes)")
+    parser.add_argument("--videos", type=int, default=32, help="videos in the steady-state run (>= 32 amortises)")
     parser.add_argument("--frames", type=int, default=None)
     parser.add_argument("--height", type=int, default=None, help="ERP height; width = 2 * height")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--flow-method", default="ilk", choices=("ilk", "tvl1"))
-    parser.add_argument("--flow-workers", type=int, default=1,
-                        help="processes estimating frame pairs in parallel (0: every core)")
-    parser.add_argument("--repeats", type=int, default=2, help="timed runs after one warm-up (best is kept)")
+    parser.add_argument("--device", default="auto", help="CLIP device: auto (CUDA when there is one), cpu, cuda")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
+    parser.add_argument("--batch-size", type=int, default=128, help="CLIP images per forward")
+    parser.add_argument("--flow-method", default=getattr(flow_estimation, "DEFAULT_METHOD", "ilk"),
+                        choices=flow_estimation.METHODS)
+    parser.add_argument("--workers", type=int, default=0, help="CPU worker processes of the engine (0: every core)")
+    parser.add_argument("--samples", type=int, default=3, help="videos timed per metric after a warm-up")
+    parser.add_argument("--loop-videos", type=int, default=8, help="videos of the per-video loop it is compared with")
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
-    frames = args.frames or (8 if args.tiny else 16)
-    height = args.height or (64 if args.tiny else 512)
-    report = run(frames, height, 2 * height, args.device, args.tiny, args.flow_method, args.repeats, args.flow_workers)
-    width = max(len(k) for k in report["seconds"])
-    print(f"{report['clip']} on {report['clip_device']} ({report['device']}), {report['video']}, "
-          f"{report['threads']} CPU threads")
-    for name, seconds in report["seconds"].items():
-        print(f"  {name.ljust(width)}  {seconds:8.3f} s/video")
-    print(f"  estimator error at this size: {report['estimator_error']['flow_epe_deg']:.3f} deg, "
-          f"direction {report['estimator_error']['flow_direction_agreement']:.3f}")
+    args.frames = args.frames or (8 if args.quick else 16)
+    args.height = args.height or (64 if args.quick else 512)
+    report = run(args)
+    _print(report)
     if args.json:
         from dvd360.atomic import write_json
 

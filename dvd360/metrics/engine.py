@@ -92,21 +92,27 @@ def extract_many(extractor: FeatureExtractor, inputs: Sequence[torch.Tensor]) ->
     return list(features.split([len(x) for x in inputs]))
 
 
-def _one_torch_thread() -> None:
+def _one_thread_each() -> None:
+    """A worker computes one video at a time on one core: one torch thread, one OpenCV thread."""
     torch.set_num_threads(1)
+    try:
+        import cv2
+    except ImportError:
+        return
+    cv2.setNumThreads(1)
 
 
 @contextmanager
 def cpu_executor(workers: int) -> Iterator[Executor]:
     """The executor for the CPU part of scoring, made once per run: with `workers` <= 1 one
-    thread (decoding overlaps the GPU work), else that many spawned processes with one torch
-    thread each (scikit-image's flow holds the GIL, so threads would not run it in parallel;
-    spawn, not fork: the parent holds torch threads a forked child must not inherit)."""
+    thread (decoding overlaps the GPU work), else that many spawned processes with one torch and
+    one OpenCV thread each (scikit-image's flow holds the GIL, so threads would not run it in
+    parallel; spawn, not fork: the parent holds torch threads a forked child must not inherit)."""
     if workers <= 1:
         executor: Executor = ThreadPoolExecutor(1, thread_name_prefix="dvd360-prefetch")
     else:
         executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                       initializer=_one_torch_thread)
+                                       initializer=_one_thread_each)
     with executor:
         yield executor
 

@@ -13,6 +13,8 @@ estimator's own error at each scored size (measured on `rigid_rotation_clip`).
 from __future__ import annotations
 
 import math
+from concurrent.futures import Executor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -199,15 +201,16 @@ class VideoScorer:
         return scored.result
 
     def score_stream(self, jobs: Iterable[Any], load: Callable[[Any], VideoInput] = as_video, workers: int = 1,
-                     depth: int | None = None) -> Iterator[Scored]:
+                     depth: int | None = None, executor: Executor | None = None) -> Iterator[Scored]:
         """Score jobs in order: `load(job)` (a picklable function when `workers` > 1) decodes a job
         into a `VideoInput`; it and the CPU metrics run ahead on `workers` processes (<= 1: one
-        thread), at most `depth` jobs in flight; the frame models run batched over several videos
-        (fixed-shape batches, so no score depends on the order, the grouping or the batch
-        neighbours). Yields `Scored(job, (F, H, W), result)`."""
+        thread; or on `executor`, when the caller keeps one for several streams), at most `depth`
+        jobs in flight; the frame models run batched over several videos (fixed-shape batches, so
+        no score depends on the order, the grouping or the batch neighbours). Yields
+        `Scored(job, (F, H, W), result)`."""
         depth = depth or max(2, 2 * workers)
         pending: list[tuple[Any, Prepared, dict[str, torch.Tensor]]] = []
-        with cpu_executor(workers) as executor:
+        with nullcontext(executor) if executor is not None else cpu_executor(workers) as executor:
             for job, prepared in prefetch(partial(prepare_job, load, self.cpu), jobs, executor, depth):
                 pending.append((job, prepared, {e.name: e.inputs(prepared.frames) for e in self.extractors}))
                 if self._group_is_full(pending):
