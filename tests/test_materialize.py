@@ -12,6 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from dvd360.benchmarks.paper_path import ldm_unet_state, ldm_vae_state, original_motion_state
 from dvd360.models import kohya_lora
+from dvd360.models.feature_nets import random_paper_state
 from dvd360.models.materialize import build_tiny, load_components
 from dvd360.models.tiny_configs import tiny_config
 from dvd360.provenance import sha256_of
@@ -121,8 +122,8 @@ def paper_sources(tiny_models, tmp_path_factory):
     torch.save(original_motion_state(motion), root / "mm_sd_v14.ckpt")
     adapter = load_file(str(tiny_models / "adapter_init/adapter.safetensors"))
     torch.save({"state_dict": {f"module.{k}": v for k, v in adapter.items()}}, root / "360Adapter_flow_v1.ckpt")
-    torch.save(feature_net_files_state("i3d"), root / "i3d_pretrained_400.pt")
-    torch.save(feature_net_files_state("inception"), root / "pt_inception.pth")
+    torch.save(random_paper_state("i3d"), root / "i3d_pretrained_400.pt")
+    torch.save(random_paper_state("inception"), root / "pt_inception.pth")
     settings = {"sd15": str(tiny_models / "sd"), "motion_adapter": str(root / "mm_sd_v14.ckpt"),
                 "motion_adapter_config": None,
                 "lora": str(tiny_models / "lora/panorama_lora.safetensors"),
@@ -131,18 +132,6 @@ def paper_sources(tiny_models, tmp_path_factory):
                 "clip": str(tiny_models / "clip"), "i3d": str(root / "i3d_pretrained_400.pt"),
                 "inception": str(root / "pt_inception.pth"), "seed": 0}
     return settings
-
-
-def feature_net_files_state(kind: str) -> dict:
-    """Random weights (fp16, to keep the files small) in the layout of the real I3D / FID Inception files:
-    cd-fvd's InceptionI3d(400), and torchvision's Inception-v3 (1008 classes, no aux head), whose keys are
-    torch-fidelity's."""
-    import torchvision
-    from cdfvd.third_party.i3d.pytorch_i3d import InceptionI3d
-
-    net = (InceptionI3d(400) if kind == "i3d" else
-           torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False, num_classes=1008))
-    return {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}
 
 
 def test_paper_loader_reads_the_real_formats(paper_sources, tiny_models, tmp_path):

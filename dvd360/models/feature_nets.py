@@ -144,6 +144,20 @@ def _load_paper(kind: str, path: Path) -> nn.Module:
         raise ValueError(f"{path}: not torch-fidelity's FID Inception-v3 weights ({error})") from error
 
 
+def random_paper_state(kind: str, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random weights (fp16: half the file) in the layout of the real `kind` file: cd-fvd's
+    InceptionI3d(400), or torchvision's Inception-v3 with 1008 classes and no aux head, whose keys
+    are torch-fidelity's. For tests and full-size benchmarks without the real files."""
+    import torchvision
+    from cdfvd.third_party.i3d.pytorch_i3d import InceptionI3d
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = (InceptionI3d(400) if kind == "i3d" else torchvision.models.inception_v3(
+            weights=None, aux_logits=False, init_weights=True, num_classes=1008))
+    return {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}
+
+
 def feature_net_info(folder: str | Path) -> dict:
     """The folder's `features.json`; a clear error when the folder is not a feature-net folder."""
     path = Path(folder) / INFO_FILE

@@ -1,0 +1,93 @@
+"""Cost of the set metrics: seconds per video of each feature set, and of the set statistics.
+
+    python -m dvd360.benchmarks.set_metrics            # real architectures (random weights, no download):
+                                                       # one 16x512x1024 video, device auto
+    python -m dvd360.benchmarks.set_metrics --quick    # the tiny stand-ins on one 6x128x256 video (the
+                                                       # tiny profile's generations)
+
+Per video, each measured alone (after one warm-up call on the same video): `i3d_erp` (what
+fvd_erp adds), `i3d_cube` (fvd_cubemap: 6 faces rendered + 6 I3D clips), `inception_views`
+(shared by fid_views and kid_views: 4F views rendered + Inception); rendering and network shown
+apart. Then the set statistics from random features of the real dimensions (16 generated vs
+`--reference` reference videos): each metric's value with `--resamples` bootstrap resamples.
+Random weights cost what real weights cost (same architecture, same shapes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dvd360.data.synthetic import make_scene, render_clip
+from dvd360.metrics import set_features as sf
+from dvd360.metrics.set_metrics import set_metrics
+from dvd360.models.feature_nets import KINDS, build_tiny_feature_net, random_paper_state, write_paper_feature_net
+from dvd360.provenance import device_name
+
+
+def _timed(fn, repeats: int = 1) -> tuple[float, object]:
+    fn()  # warm-up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        out = fn()
+    return (time.perf_counter() - start) / repeats, out
+
+
+def _feature_dirs(root: Path, quick: bool) -> Path:
+    for kind in KINDS:
+        if quick:
+            build_tiny_feature_net(root / kind, kind, seed=0)
+        else:
+            weights = root / f"{kind}.pt"
+            torch.save(random_paper_state(kind), weights)
+            write_paper_feature_net(root / kind, kind, weights)
+    return root
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny stand-in nets on a 6x128x256 video")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--reference", type=int, default=200, help="reference videos of the set statistics")
+    parser.add_argument("--resamples", type=int, default=200, help="bootstrap resamples (FVD/FID)")
+    args = parser.parse_args(argv)
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    frames, height = (6, 128) if args.quick else (16, 512)
+    video = render_clip(make_scene(0), height, 2 * height, frames).frames
+    print(f"device {device_name() if device != 'cpu' else 'cpu'} ({torch.get_num_threads()} threads); "
+          f"video {frames}x{height}x{2 * height}; nets: {'tiny stand-ins' if args.quick else 'real architectures'}")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = _feature_dirs(Path(tmp), args.quick)
+        extractor = sf.SetFeatureExtractor(root / "i3d", root / "inception", cache=None, device=device)
+        steps = {"i3d_erp": (lambda: sf.i3d_input(sf.erp_clip(video)), "i3d"),
+                 "i3d_cube": (lambda: sf.i3d_input(sf.cube_clips(video)), "i3d"),
+                 "inception_views": (lambda: sf.view_images(video), "inception")}
+        total = 0.0
+        for name, (prepare, kind) in steps.items():
+            prep_s, inputs = _timed(prepare)
+            net_s, out = _timed(lambda: extractor._run(kind, inputs))
+            total += prep_s + net_s
+            print(f"{name:16s} {prep_s + net_s:8.2f} s/video  (rendering {prep_s:.2f} s, network {net_s:.2f} s, "
+                  f"features {tuple(out.shape)})")
+        print(f"{'all features':16s} {total:8.2f} s/video")
+    rng = np.random.default_rng(0)
+
+    def videos(n):
+        return [{"i3d_erp": rng.normal(size=(1, 400)), "i3d_cube": rng.normal(size=(6, 400)),
+                 "inception_views": rng.normal(size=(4 * frames, 2048))} for _ in range(n)]
+
+    generated, reference = videos(16), videos(args.reference)
+    for name in ("fvd_erp", "fvd_cubemap", "fid_views", "kid_views"):
+        start = time.perf_counter()
+        set_metrics(generated, reference, n_resamples=args.resamples, names=(name,))
+        print(f"{name:16s} set statistic {time.perf_counter() - start:8.2f} s per method "
+              f"(16 vs {args.reference} videos, {args.resamples} resamples)")
+
+
+if __name__ == "__main__":
+    main()
