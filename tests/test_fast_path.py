@@ -4,10 +4,10 @@ graph variant once, with no graph break, and nothing more on the next video."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
+from dvd360.benchmarks.sampler import psnr_db
 from dvd360.methods import load_methods
 from dvd360.models.adapter import load_adapter
 from dvd360.models.materialize import load_components
@@ -22,12 +22,6 @@ SIZE = dict(height=64, width=256, num_frames=2)
 # leave room for other CPUs' kernels (another summation order).
 LATENT_TOLERANCE = 5e-4
 PSNR_MIN_DB = 60.0
-
-
-def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
-    """10 log10(255^2 / MSE) over uint8 frames; inf when identical."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def _pipeline(models, method):
@@ -74,8 +68,10 @@ def test_fast_path_matches_the_eager_path(tiny_models, method_id):
 
 @pytest.mark.slow
 def test_compiled_D_compiles_each_variant_once_without_graph_breaks(tiny_models):
-    """2 steps: step 0 with features and zero padding, step 1 without features and circular
-    padding, so two UNet graphs and one VAE-decoder graph; the second video compiles none.
+    """5 steps: features at steps 0-3, circular padding from step 2, so steps with (features,
+    zeros), (features, circular) and (none, circular): two UNet graphs (the hooks add zeros after
+    the adapter's schedule, no variant of their own) and one VAE-decoder graph; the second video
+    compiles none.
     Dynamo's own backend ("eager"): the same graph capture and guards as inductor, without
     inductor's C++ code generation (minutes on 2 CPU cores); `fullgraph=True` makes any graph
     break an error, and the counters must show none."""
@@ -83,14 +79,14 @@ def test_compiled_D_compiles_each_variant_once_without_graph_breaks(tiny_models)
 
     method = load_methods()["D"]
     eager_pipe, adapter = _pipeline(tiny_models, method)
-    eager = _generate(eager_pipe, method, adapter, seed=1, steps=2)
+    eager = _generate(eager_pipe, method, adapter, seed=1, steps=5)
     pipe, adapter = _pipeline(tiny_models, method)
     torch._dynamo.reset()
     counters.clear()
     try:
         pipe.enable_fast_path(FastPath(backend="eager"))
-        first = _generate(pipe, method, adapter, seed=0, steps=2)
-        second = _generate(pipe, method, adapter, seed=1, steps=2)
+        first = _generate(pipe, method, adapter, seed=0, steps=5)
+        second = _generate(pipe, method, adapter, seed=1, steps=5)
         assert first.record["fast_path"]["graphs_compiled"] == 3
         assert second.record["fast_path"]["graphs_compiled"] == 0
         assert sum(counters["graph_break"].values()) == 0 and not counters["recompiles"]

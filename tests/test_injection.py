@@ -30,12 +30,13 @@ def _run(unet, sample, text):
         return unet(sample, 500, encoder_hidden_states=text).sample
 
 
-def test_changes_output_iff_features_nonzero(unet):
+@pytest.mark.parametrize("one_graph", [False, True])  # True: inactive hooks add zeros (compiled fast path)
+def test_changes_output_iff_features_nonzero(unet, one_graph):
     torch.manual_seed(0)
     sample = torch.randn(1, 4, FRAMES, H, W)
     text = torch.randn(FRAMES, 77, unet.config.cross_attention_dim)
     base = _run(unet, sample, text)
-    with FeatureInjection(unet) as injection:
+    with FeatureInjection(unet, one_graph=one_graph) as injection:
         injection.set_features(_features(unet, FRAMES, zero=True))
         assert torch.equal(_run(unet, sample, text), base)
         injection.set_features(_features(unet, FRAMES), scale=0.0)
@@ -44,6 +45,9 @@ def test_changes_output_iff_features_nonzero(unet):
         assert (_run(unet, sample, text) - base).abs().max() > 1e-3
         injection.active = False
         assert torch.equal(_run(unet, sample, text), base)
+        injection.roll_features(180)
+        injection.active = True
+        assert (_run(unet, sample, text) - base).abs().max() > 1e-3
     assert torch.equal(_run(unet, sample, text), base)  # hooks removed
 
 

@@ -222,9 +222,11 @@ def attention_sweep(unet, setting: Setting, device: torch.device, dtype: torch.d
 
 
 def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
-    """10 log10(255^2 / MSE) over uint8 frames; inf when identical."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+    """PSNR = 10 log10(255^2 / MSE) of two uint8 videos (scikit-image's); inf when identical."""
+    from skimage.metrics import peak_signal_noise_ratio
+
+    with np.errstate(divide="ignore"):
+        return float(peak_signal_noise_ratio(a, b, data_range=255))
 
 
 def _peak_gib(device: torch.device) -> float:

@@ -17,6 +17,10 @@ and no second adapter pass.
 
 Adapter schedule (the release): features for denoising steps i <= T//4*3 (steps 0..18 of
 25), nothing after (`adapter_active(i, T)`).
+
+`one_graph=True` (the compiled fast path): with `active = False` the hooks add zeros instead of
+returning early, so what they run does not depend on the schedule and torch.compile needs one
+graph for both adapter phases rather than two (x + 0 = x exactly: the same output).
 """
 
 from __future__ import annotations
@@ -43,22 +47,46 @@ class FeatureInjection:
             injection.active = False     # UNet runs unchanged (also after set_features(None))
     """
 
-    def __init__(self, unet: nn.Module):
+    def __init__(self, unet: nn.Module, *, one_graph: bool = False):
         blocks = list(unet.down_blocks)
         if len(blocks) != 4:
             raise ValueError(f"expected a UNet with 4 down blocks, found {len(blocks)}")
+        self.one_graph = one_graph
         self._features: list[torch.Tensor] | None = None
-        self.active = True
+        self._zeros: list[torch.Tensor] | None = None
+        self._active = True
+        self._added: list[torch.Tensor] | None = None  # what the hooks add now (None: nothing)
         self._handles = [block.register_forward_hook(self._hook(i)) for i, block in enumerate(blocks)]
+
+    @property
+    def active(self) -> bool:
+        """Whether the features are added at this step (the adapter schedule)."""
+        return self._active
+
+    @active.setter
+    def active(self, value: bool) -> None:
+        self._active = bool(value)
+        self._update()
+
+    def _update(self) -> None:
+        if self._features is None:
+            self._added = None
+        elif self._active:
+            self._added = self._features
+        else:
+            self._added = self._zeros if self.one_graph else None
 
     def set_features(self, features: Sequence[torch.Tensor] | None, scale: float = 1.0) -> None:
         """Features to add from now on (multiplied by `scale` once, here), or None for none."""
         if features is None:
-            self._features = None
+            self._features = self._zeros = None
+            self._update()
             return
         if len(features) != len(self._handles):
             raise ValueError(f"expected {len(self._handles)} feature maps, got {len(features)}")
         self._features = [f * scale for f in features] if scale != 1.0 else list(features)
+        self._zeros = [torch.zeros_like(f) for f in self._features] if self.one_graph else None
+        self._update()
 
     @property
     def features(self) -> list[torch.Tensor] | None:
@@ -77,13 +105,14 @@ class FeatureInjection:
                                  f"{degrees} degrees in whole columns")
             rolled.append(torch.roll(f, width * degrees // 360, dims=-1))
         self._features = rolled
+        self._update()
 
     def _hook(self, index: int):
         def add_features(module, args, output):
-            if self._features is None or not self.active:
+            if self._added is None:
                 return output
             hidden, residuals = output
-            feature = self._features[index]
+            feature = self._added[index]
             if hidden.shape[1:] != feature.shape[1:] or hidden.shape[0] % feature.shape[0]:
                 raise ValueError(f"down block {index} output {tuple(hidden.shape)} does not fit "
                                  f"adapter feature {tuple(feature.shape)}")
@@ -97,7 +126,7 @@ class FeatureInjection:
         for handle in self._handles:
             handle.remove()
         self._handles = []
-        self._features = None
+        self.set_features(None)
 
     def __enter__(self) -> "FeatureInjection":
         return self

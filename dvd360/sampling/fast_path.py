@@ -10,11 +10,12 @@
 4. every width-padded Conv2d of the UNet and VAE decoder made switchable (circular padding)
    *before* compiling, so the compiled graphs see the final module classes;
 5. `torch.compile` of the UNet and the VAE decoder (`fullgraph=True`: a graph break is an error,
-   not a silent slowdown). The circular-padding switch and the adapter's injection state are
-   plain Python attributes that dynamo guards on, so a 25-step D run compiles exactly three UNet
-   graphs (features on / padding off, features on / padding on, features off / padding on) and
-   one decoder graph, then only selects cached graphs: no recompilation, no graph break
-   (tests/test_fast_path.py counts them with `torch._dynamo.utils.counters`).
+   not a silent slowdown). The circular-padding switch is a plain Python attribute that dynamo
+   guards on, and the injection hooks add zeros once the adapter's schedule ends
+   (`FeatureInjection(one_graph=True)`), so a 25-step D run compiles exactly two UNet graphs
+   (padding off, padding on) and one decoder graph, then only selects cached graphs: no
+   recompilation, no graph break (tests/test_fast_path.py counts them with
+   `torch._dynamo.utils.counters`).
 
 The feature-injection hooks stay installed for the pipeline's lifetime (a fresh hook per call
 would change what dynamo guards on and recompile every video). SDPA attention runs under the
@@ -50,7 +51,9 @@ ATTENTION_BACKENDS = {"auto": None, "flash": SDPBackend.FLASH_ATTENTION,
 class FastPath:
     """Fast-path settings; the defaults are the stage's (params.yaml `generate.paper.fast_path`).
 
-    `backend`/`mode` are `torch.compile`'s; `attention` one of ATTENTION_BACKENDS.
+    `backend`/`mode` are `torch.compile`'s; `attention` one of ATTENTION_BACKENDS. Measured on one
+    H200 (torch 2.11, bf16, one SD 1.5 + motion-module forward at 512x1024x16 with CFG): "auto"
+    picks cuDNN, the fastest (325.8 ms; flash 373.6 ms, efficient 455.2 ms, math out of memory).
     """
 
     compile: bool = True

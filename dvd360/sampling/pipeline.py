@@ -152,8 +152,9 @@ class Panorama360Pipeline(AnimateDiffPipeline):
         self._fast_path = enable_fast_path(self, fast or FastPath(), PANORAMA_LORA if lora else None)
         if lora is not None:
             self._panorama_lora = {**lora, "fused": self._fast_path["lora_fused"]}
-        # One set of hooks for the pipeline's lifetime: compiled graphs guard on them.
-        self._injection = FeatureInjection(self.unet)
+        # One set of hooks for the pipeline's lifetime (compiled graphs guard on them), adding
+        # zeros after the adapter's last step rather than switching off (one graph fewer).
+        self._injection = FeatureInjection(self.unet, one_graph=True)
         return self._fast_path
 
     # -- checks -------------------------------------------------------------------------------
