@@ -19,6 +19,7 @@ from pathlib import Path
 from dvd360.atomic import write_json
 from dvd360.config import load_params, stage_params
 from dvd360.data.web360 import load_prepared
+from dvd360.fingerprint import code_sha256, content_sha256
 from dvd360.metrics.clip_model import BATCH, load_clip
 from dvd360.metrics.generations import TINY_NOTE, score_generations, summarize_records
 from dvd360.metrics.reference_set import reference_clip_ids
@@ -41,11 +42,14 @@ def main() -> None:
     clip = load_clip(params["clip"], device=params.get("device", "auto"), precision=params.get("precision", "auto"),
                      batch_size=int(params.get("batch_size", BATCH)))
     scorer = VideoScorer(clip, params["flow_method"], params.get("flow_options"))
-    # A record is reused only while the video, these settings and the prepared index are unchanged.
+    # A record is reused only while the video, these settings, the prepared index, the CLIP
+    # weights' content and the scoring code (its dvd360 import closure) are unchanged.
     settings = {"clip": clip.name, "clip_device": clip.device.type, "clip_precision": clip.precision,
                 "clip_batch_size": clip.batch_size, "flow_method": params["flow_method"],
                 "flow_options": params.get("flow_options") or {}, "keep_repeats": bool(params.get("keep_repeats", False)),
-                "prepared_index_sha256": sha256_of(Path(params["prepared"]) / "index.json")}
+                "prepared_index_sha256": sha256_of(Path(params["prepared"]) / "index.json"),
+                "clip_weights_sha256": content_sha256(params["clip"]),
+                "code_sha256": code_sha256(["dvd360.metrics.generations"])}
     previous = {}
     for method in methods:
         out = scores_dir / f"{method}.json"
