@@ -30,6 +30,14 @@ def repo_root() -> Path:
     return here
 
 
+def repo_relative(path: str | Path) -> str:
+    """`path` relative to the repository root (POSIX) when it lies inside it, else absolute:
+    what records store, so that a copied or moved clone's records stay true."""
+    resolved = Path(path).resolve()
+    root = repo_root()
+    return resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else resolved.as_posix()
+
+
 def load_params(path: str | Path | None = None) -> dict[str, Any]:
     """Read params.yaml (default: the repository root's), validated (`dvd360.params_schema`)."""
     path = Path(path) if path is not None else repo_root() / "params.yaml"

@@ -106,3 +106,13 @@ def test_stage_scripts_import(script):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert callable(getattr(module, "main", None))
+
+
+def test_repo_relative_paths_inside_the_repository_only(tmp_path, monkeypatch):
+    from dvd360.config import repo_relative
+
+    (tmp_path / "params.yaml").write_text("profile: tiny\n")
+    monkeypatch.chdir(tmp_path)
+    assert repo_relative(tmp_path / "data" / "web360" / "x.npz") == "data/web360/x.npz"
+    assert repo_relative("data/x.mp4") == "data/x.mp4"
+    assert repo_relative(tmp_path.parent / "elsewhere.mp4") == (tmp_path.parent / "elsewhere.mp4").as_posix()

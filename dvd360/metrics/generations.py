@@ -23,6 +23,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Mapping
 
+from dvd360.config import repo_relative, repo_root
 from dvd360.data.detections import detect_input
 from dvd360.data.video import read_frames
 from dvd360.data.flow_estimation import DEFAULT_METHOD
@@ -48,7 +49,8 @@ def condition_of(record: Mapping[str, Any]) -> tuple[str | None, list[int] | Non
 
 def reference_note(record: Mapping[str, Any], clips: Mapping[str, Any], num_frames: int) -> dict:
     """Where a generation's reference flow comes from: {"source": "numeric" | "encoded", "clip_id",
-    "path", "roll_deg", "frame_indices"}, or {"source": None, "reason"} when it has none."""
+    "path" (repository-relative when inside it), "roll_deg", "frame_indices"}, or {"source": None,
+    "reason"} when it has none."""
     clip_id, indices, roll = condition_of(record)
     if clip_id is None:
         return {"source": None, "reason": "no reference motion in the generation record"}
@@ -58,7 +60,7 @@ def reference_note(record: Mapping[str, Any], clips: Mapping[str, Any], num_fram
     path, kind = (clip.flow_npz_path, "numeric") if clip.flow_npz_path else (clip.flow_video_path, "encoded")
     if path is None:
         return {"source": None, "reason": f"clip {clip_id!r} has no flow"}
-    return {"source": kind, "clip_id": clip_id, "path": str(path), "roll_deg": roll,
+    return {"source": kind, "clip_id": clip_id, "path": repo_relative(path), "roll_deg": roll,
             "frame_indices": indices if indices is not None else f"0..{num_frames - 1} (not recorded)"}
 
 
@@ -72,7 +74,7 @@ def reference_for(record: Mapping[str, Any], clips: Mapping[str, Any], num_frame
     indices = note["frame_indices"] if isinstance(note["frame_indices"], list) else list(range(num_frames))
     if kept is not None:
         indices = [indices[k] for k in kept]
-    flow = load_reference_flow(note["path"], note["source"], indices=indices, roll_deg=note["roll_deg"],
+    flow = load_reference_flow(repo_root() / note["path"], note["source"], indices=indices, roll_deg=note["roll_deg"],
                                flow_method=flow_method)
     return flow, note
 
