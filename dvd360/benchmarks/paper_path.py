@@ -252,12 +252,16 @@ def write_sources(parts: dict, adapter, out: Path, *, unet_config: dict, motion_
     torch.save({"state_dict": {f"module.{k}": v for k, v in expected["adapter"].items()}},
                out / "360Adapter_flow_v1.ckpt")
     build_tiny_clip(out / "clip", seed=SEED)
+    from dvd360.models.feature_nets import PAPER_FILES, random_paper_state
+
+    for kind, name in PAPER_FILES.items():  # the set metrics' nets, in the real files' layout
+        torch.save(random_paper_state(kind, seed=SEED), out / name)
     settings = {"sd15": str(sd), "motion_adapter": str(out / "mm_sd_v14.ckpt"),
                 "motion_adapter_config": None if motion_config is None else str(motion_config),
                 "lora": str(out / "LatentLabs360.safetensors"),
                 "personalised": {PERSONALISED: str(out / "personalised.safetensors")},
                 "adapter_checkpoint": str(out / "360Adapter_flow_v1.ckpt"), "clip": str(out / "clip"),
-                "seed": SEED}
+                **{kind: str(out / name) for kind, name in PAPER_FILES.items()}, "seed": SEED}
     return settings, expected
 
 
