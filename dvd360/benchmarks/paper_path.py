@@ -315,7 +315,7 @@ def run_videos(models_dir: Path, settings, device: torch.device, dtype: str,
         timings: dict[str, float] = {}
         with _phase(timings, "load", device):
             pipe, adapter = _load(models_dir, str(device), DTYPES[dtype], personalised, method,
-                                  released if method.adapter else None)
+                                  released if method.adapter else None, fast_path=False)  # loading is checked, not speed
         with _phase(timings, "video", device):
             result = _video(pipe, adapter, method, settings, condition)
         record = result.record
