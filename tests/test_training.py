@@ -8,6 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
+from unittest import mock
 import torch
 
 from dvd360.training.config import TrainConfig
@@ -264,3 +265,20 @@ def test_dropped_clips_are_counted_and_too_many_fail_the_run(tiny_models, prepar
                          max_dropped_fraction=0.0)
     with pytest.raises(ValueError, match=r"1 of 4 clips dropped \(25.0%\) > max_dropped_fraction 0.0%.*no_caption"):
         training_clips(strict)
+
+
+def test_the_held_out_reference_split_is_never_trained_on(tiny_models, prepared, tmp_path):
+    """With hold_out_reference (the paper profile), exactly the clips of the set metrics'
+    reference split are left out; the split is the hash rule of dvd360.metrics.reference_set."""
+    from dvd360.data.web360 import load_prepared
+    from dvd360.metrics.reference_set import is_reference_clip
+    from dvd360.training.trainer import training_clips
+
+    ids = [clip.id for clip in load_prepared(prepared).clips]
+    held = [i for i in ids if is_reference_clip(i, fraction=0.5)]
+    assert 0 < len(held) < len(ids)  # the test's fraction splits these ids both ways
+    config = tiny_config(tmp_path, tiny_models, prepared, hold_out_reference=True)
+    with mock.patch("dvd360.metrics.reference_set.is_reference_clip",
+                    lambda clip_id: is_reference_clip(clip_id, fraction=0.5)):
+        index, _ = training_clips(config)
+    assert [c.id for c in index.clips] == [i for i in ids if i not in held]

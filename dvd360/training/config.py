@@ -27,6 +27,7 @@ class TrainConfig:
     captions_dir: str = "data/captions"           # where `{captions}.csv` lives
     conditions: str | None = "data/flows/index.json"  # the flow stage's index (None: the prepared flows)
     clip_ids: list[str] | None = None             # train on these clips only (None: all)
+    hold_out_reference: bool = False              # skip the set metrics' held-out reference split
     out_dir: str = "data/adapters/full"
     checkpoint_dir: str = "data/checkpoints/train-full"
     report_dir: str | None = "reports/train/full"  # loss.tsv for DVC plots

@@ -122,6 +122,12 @@ def training_clips(config: TrainConfig):
         if unknown:
             raise KeyError(f"{config.data_dir}: no clips {unknown}")
         clips = [clip for clip in clips if clip.id in set(config.clip_ids)]
+    if config.hold_out_reference:  # the set metrics' reference videos are never trained on
+        from dvd360.metrics.reference_set import is_reference_clip
+
+        held_out = [clip.id for clip in clips if is_reference_clip(clip.id)]
+        clips = [clip for clip in clips if not is_reference_clip(clip.id)]
+        print(f"[train] {len(held_out)} clips held out as the set metrics' reference split")
     total, dropped = len(clips), {}
     if config.conditions is not None:
         conditioned = apply_conditions(dataclasses.replace(index, clips=clips),
