@@ -15,7 +15,6 @@ import torch
 from dvd360.geometry.perspective import horizontal_views
 
 CUBE_FACES = ("front", "right", "back", "left", "top", "bottom")
-SIDE_FACES = CUBE_FACES[:4]
 SIDE_LONS = (0.0, 90.0, 180.0, 270.0)
 FACE_FOV_DEG = 90.0
 

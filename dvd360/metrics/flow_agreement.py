@@ -89,12 +89,6 @@ def flow_epe_deg(estimated, reference) -> float:
     return _weighted_mean(endpoint_angle_deg(est, ref))
 
 
-def flow_scale(estimated, reference) -> float:
-    """The least-squares speed factor s* >= 0 aligning the estimate with the reference (module doc)."""
-    est, ref = _check(estimated, reference)
-    return _scale(est, ref)
-
-
 def _scale(est: torch.Tensor, ref: torch.Tensor) -> float:
     """max(0, sum w t_est.t_ref / sum w |t_est|^2): the factor on `est` that best matches `ref`."""
     t_est, t_ref = tangent_components(est), tangent_components(ref)
