@@ -1,8 +1,8 @@
 """DVC stage `score`: every generated video -> metrics; per-method summaries with 95% CIs.
 
 Reads `data/generations/{method}/*.mp4` (+ `.json` records) for every method folder the
-generate stage wrote, the prepared dataset (`data/web360`, reference flows) and the CLIP
-folder (`data/models/clip`). Writes `data/scores/{method}.json` (per-video records and the
+generate stage wrote, the prepared dataset (`data/web360`, reference flows), the CLIP folder
+(`data/models/clip`) and the quality models (`data/models/features/{musiq,aesthetic}`). Writes `data/scores/{method}.json` (per-video records and the
 method summary) and `reports/metrics/summary.json` (DVC metrics); logs one MLflow run with a
 nested run per method. Set metrics (FVD, FID/KID, `dvd360.metrics.set_scoring`) compare each method's
 videos with the reference clips of the prepared dataset (`score.reference`), features cached in
@@ -15,24 +15,60 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field
 
 from dvd360.atomic import write_json
-from dvd360.config import load_params, stage_params
+from dvd360.config import load_params
+from dvd360.data.flow_estimation import METHODS
 from dvd360.data.web360 import load_prepared
 from dvd360.fingerprint import code_sha256, content_sha256
-from dvd360.metrics.clip_model import BATCH, load_clip
+from dvd360.metrics.clip_model import BATCH, PRECISIONS, load_clip
 from dvd360.metrics.generations import TINY_NOTE, score_generations, summarize_records
-from dvd360.metrics.reference_set import reference_clip_ids
+from dvd360.metrics.quality import QualityScorer
+from dvd360.metrics.reference_set import SPLITS, reference_clip_ids
 from dvd360.metrics.scoring import VideoScorer
 from dvd360.metrics.set_metrics import summary_row
 from dvd360.metrics.set_scoring import SetScorer
+from dvd360.params_schema import Device, StageSettings, StrictModel, validated_stage_params
 from dvd360.provenance import sha256_of, versions
 from dvd360.tracking import log_artifact, log_metrics, stage_run
 
 
+class ReferenceSettings(StrictModel):
+    """The set metrics' reference clips: a split of the prepared dataset, sampled as the conditions."""
+
+    split: Literal[SPLITS]
+    frames: int | None = Field(default=None, gt=0)
+    stride: int = Field(default=1, gt=0)
+
+
+class ScoreSettings(StageSettings):
+    model_config = ConfigDict(extra="forbid")
+    generations: str
+    prepared: str
+    clip: str
+    scores: str
+    summary: str
+    features: str
+    feature_cache: str
+    seed: int
+    bootstrap_resamples: int = Field(gt=0)
+    set_bootstrap_resamples: int = Field(gt=0)
+    keep_repeats: bool = False
+    flow_method: Literal[METHODS]
+    flow_options: dict[str, Any] | None = None
+    device: Device = "auto"
+    precision: Literal[("auto", *PRECISIONS)] = "auto"
+    batch_size: int = Field(default=BATCH, gt=0)
+    workers: int = Field(default=1, ge=0)  # 0: one process per core
+    reference: ReferenceSettings
+
+
 def main() -> None:
     all_params = load_params()
-    profile, params = all_params["profile"], stage_params("score", all_params)
+    profile, params = all_params["profile"], validated_stage_params("score", all_params, ScoreSettings)
     generations, scores_dir = Path(params["generations"]), Path(params["scores"])
     summary_path = Path(params["summary"])
     methods = sorted(p.name for p in generations.iterdir() if p.is_dir() and any(p.glob("*.mp4")))
@@ -41,14 +77,16 @@ def main() -> None:
     clips = load_prepared(params["prepared"]).by_id()
     clip = load_clip(params["clip"], device=params.get("device", "auto"), precision=params.get("precision", "auto"),
                      batch_size=int(params.get("batch_size", BATCH)))
-    scorer = VideoScorer(clip, params["flow_method"], params.get("flow_options"))
-    # A record is reused only while the video, these settings, the prepared index, the CLIP
-    # weights' content and the scoring code (its dvd360 import closure) are unchanged.
+    features = Path(params["features"])
+    quality = QualityScorer(features / "musiq", features / "aesthetic", clip, params.get("device", "auto"))
+    scorer = VideoScorer(clip, params["flow_method"], params.get("flow_options"), quality=quality)
+    # A record is reused only while the video, these settings, the prepared index, the CLIP and
+    # quality models' content and the scoring code (its dvd360 import closure) are unchanged.
     settings = {"clip": clip.name, "clip_device": clip.device.type, "clip_precision": clip.precision,
                 "clip_batch_size": clip.batch_size, "flow_method": params["flow_method"],
                 "flow_options": params.get("flow_options") or {}, "keep_repeats": bool(params.get("keep_repeats", False)),
                 "prepared_index_sha256": sha256_of(Path(params["prepared"]) / "index.json"),
-                "clip_weights_sha256": content_sha256(params["clip"]),
+                "clip_weights_sha256": content_sha256(params["clip"]), "quality": quality.content_key(),
                 "code_sha256": code_sha256(["dvd360.metrics.generations"])}
     previous = {}
     for method in methods:
@@ -68,7 +106,8 @@ def main() -> None:
     set_scorer.use_reference([clips[i].video_path for i in reference_clip_ids(clips, reference["split"])],
                              reference.get("frames"), int(reference.get("stride", 1)),
                              source=f"{params['prepared']} ({reference['split']} split)")
-    note = TINY_NOTE if profile == "tiny" or clip.random_weights or set_scorer.random_weights else None
+    random_weights = clip.random_weights or set_scorer.random_weights or quality.random_weights
+    note = TINY_NOTE if profile == "tiny" or random_weights else None
     summary = {"profile": profile, "note": note, "methods": {}}
     with stage_run("score", profile=profile, params=params):
         for method, records in by_method.items():

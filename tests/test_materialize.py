@@ -124,13 +124,16 @@ def paper_sources(tiny_models, tmp_path_factory):
     torch.save({"state_dict": {f"module.{k}": v for k, v in adapter.items()}}, root / "360Adapter_flow_v1.ckpt")
     torch.save(random_paper_state("i3d"), root / "i3d_pretrained_400.pt")
     torch.save(random_paper_state("inception"), root / "pt_inception.pth")
+    torch.save(random_paper_state("musiq"), root / "musiq_spaq.pth")
+    torch.save(random_paper_state("aesthetic"), root / "sa_0_4_vit_l_14_linear.pth")
     settings = {"sd15": str(tiny_models / "sd"), "motion_adapter": str(root / "mm_sd_v14.ckpt"),
                 "motion_adapter_config": None,
                 "lora": str(tiny_models / "lora/panorama_lora.safetensors"),
                 "personalised": {"toon": str(root / "toon.safetensors")},
                 "adapter_checkpoint": str(root / "360Adapter_flow_v1.ckpt"),
                 "clip": str(tiny_models / "clip"), "i3d": str(root / "i3d_pretrained_400.pt"),
-                "inception": str(root / "pt_inception.pth"), "seed": 0}
+                "inception": str(root / "pt_inception.pth"), "musiq": str(root / "musiq_spaq.pth"),
+                "aesthetic": str(root / "sa_0_4_vit_l_14_linear.pth"), "seed": 0}
     return settings
 
 
@@ -142,7 +145,7 @@ def test_paper_loader_reads_the_real_formats(paper_sources, tiny_models, tmp_pat
     manifest = materialize_paper(tmp_path / "models", settings)
     assert manifest["profile"] == "paper"
     assert {"personalised.toon", "adapter_released", "motion_adapter", "lora", "clip", "i3d",
-            "inception"} <= set(manifest["pieces"])
+            "inception", "musiq", "aesthetic"} <= set(manifest["pieces"])
     comps = load_components(tmp_path / "models", personalised="toon")
     reference = load_components(tiny_models)
     # the LDM single file, converted by diffusers, gives back the tiny UNet; mm ckpt the motion weights
@@ -172,7 +175,7 @@ def test_paper_missing_pieces_are_listed_in_one_message(tmp_path, monkeypatch):
         check_paper_sources(settings)
     assert time.perf_counter() - start < 20
     text = str(error.value)
-    names = ["sd15", "motion_adapter", "lora", "clip", "i3d", "inception"] + [
+    names = ["sd15", "motion_adapter", "lora", "clip", "i3d", "inception", "musiq", "aesthetic"] + [
         f"personalised.{n}" for n in settings["personalised"]]
     assert f"missing {len(names)} piece(s)" in text
     for name in names:

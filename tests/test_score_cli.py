@@ -55,10 +55,14 @@ def videos(tmp_path_factory):
 
 
 def test_score_cli_on_foreign_videos(videos, clip_dir, tmp_path):
+    from dvd360.models.feature_nets import QUALITY_KINDS, build_tiny_feature_net
+
+    for kind in QUALITY_KINDS:
+        build_tiny_feature_net(tmp_path / "features" / kind, kind, seed=0)
     out = tmp_path / "scores.json"
     result = CliRunner().invoke(main, ["score", str(videos / "videos"), "--prompts", str(videos / "prompts.json"),
                                        "--flows", str(videos / "flows"), "--model", str(clip_dir),
-                                       "--out", str(out)])
+                                       "--features", str(tmp_path / "features"), "--out", str(out)])
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     records = {r["path"].split("/")[-1]: r for r in data["videos"]}
@@ -70,6 +74,7 @@ def test_score_cli_on_foreign_videos(videos, clip_dir, tmp_path):
     assert records["stills"]["metrics"]["frame_consistency_erp"] == pytest.approx(100.0, abs=1e-3)
     assert records["noise.mp4"]["prompt"] == "television static"
     assert "dvd360-tiny-clip" in data["metrics_info"]["clip_similarity_erp"]["model"]
+    assert "MUSIQ" in data["metrics_info"]["imaging_quality_views"]["model"]
     assert "32x64" in data["metrics_info"]["flow_epe_deg"]["estimator_error"]
     assert "say nothing about quality" in data["note"]
 

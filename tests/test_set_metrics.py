@@ -14,7 +14,7 @@ from dvd360.metrics.reference_set import is_reference_clip, reference_clip_ids
 from dvd360.metrics.set_features import SetFeatureExtractor, fvd_frame_indices
 from dvd360.metrics.set_metrics import (FACE_GROUP_WEIGHTS, FACE_GROUPS, frechet_distance, frechet_set_metric,
                                         kid_set_metric, set_metrics)
-from dvd360.models.feature_nets import KINDS, build_tiny_feature_net
+from dvd360.models.feature_nets import SET_KINDS, build_tiny_feature_net
 
 
 def _scipy_fd(mu1, s1, mu2, s2) -> float:
@@ -132,7 +132,7 @@ def test_fvd_clip_frames_follow_the_protocol():
 @pytest.fixture(scope="module")
 def feature_dirs(tmp_path_factory):
     root = tmp_path_factory.mktemp("feature_nets")
-    for kind in KINDS:
+    for kind in SET_KINDS:
         build_tiny_feature_net(root / kind, kind, seed=0)
     return root
 

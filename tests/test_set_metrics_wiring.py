@@ -14,13 +14,13 @@ from dvd360.data.synthetic import make_scene, render_clip
 from dvd360.data.video import write_video
 from dvd360.metrics.clip_model import build_tiny_clip
 from dvd360.metrics.set_metrics import SET_METRIC_NAMES
-from dvd360.models.feature_nets import KINDS, build_tiny_feature_net, load_feature_net
+from dvd360.models.feature_nets import SET_KINDS, build_tiny_feature_net, load_feature_net
 
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("set_cli")
-    for kind in KINDS:
+    for kind in SET_KINDS:
         build_tiny_feature_net(root / "features" / kind, kind, seed=0)
     build_tiny_clip(root / "clip", seed=0)
     for name, seeds in (("generated", (0, 1, 2)), ("reference", (3, 4))):
@@ -85,11 +85,11 @@ def test_compare_shows_set_metrics_as_rows_with_ci_std_and_n():
 def test_tiny_feature_nets_are_byte_identical_per_seed_and_keep_the_contracts(tmp_path):
     import torch
 
-    for kind in KINDS:
+    for kind in SET_KINDS:
         a, b = (build_tiny_feature_net(tmp_path / name / kind, kind, seed=3) for name in ("a", "b"))
         assert (tmp_path / "a" / kind / "model.safetensors").read_bytes() == \
                (tmp_path / "b" / kind / "model.safetensors").read_bytes()
-    i3d, inception = (load_feature_net(tmp_path / "a" / kind) for kind in KINDS)
+    i3d, inception = (load_feature_net(tmp_path / "a" / kind) for kind in SET_KINDS)
     with torch.no_grad():
         assert i3d(torch.zeros(2, 3, 16, 224, 224)).shape == (2, 400)
         assert inception(torch.zeros(2, 3, 50, 100, dtype=torch.uint8)).shape == (2, 2048)

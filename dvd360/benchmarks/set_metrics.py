@@ -26,7 +26,7 @@ import torch
 from dvd360.data.synthetic import make_scene, render_clip
 from dvd360.metrics import set_features as sf
 from dvd360.metrics.set_metrics import set_metrics
-from dvd360.models.feature_nets import KINDS, build_tiny_feature_net, random_paper_state, write_paper_feature_net
+from dvd360.models.feature_nets import SET_KINDS, build_tiny_feature_net, random_paper_state, write_paper_feature_net
 from dvd360.provenance import device_name
 
 
@@ -39,7 +39,7 @@ def _timed(fn, repeats: int = 1) -> tuple[float, object]:
 
 
 def _feature_dirs(root: Path, quick: bool) -> Path:
-    for kind in KINDS:
+    for kind in SET_KINDS:
         if quick:
             build_tiny_feature_net(root / kind, kind, seed=0)
         else:

@@ -86,11 +86,18 @@ def _load_item(item: Item, flow_kind: str, flow_method: str, keep_repeats: bool 
                    "frame, torchmetrics' FID/KID features), computed for the whole set of INPUTS (at least 2 "
                    "videos) with n, a bootstrap 95% CI over videos (FVD/FID) or the subset std (KID).")
 @click.option("--features", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_FEATURES_DIR,
-              show_default=True, help="Folder with the I3D and Inception feature nets (the `models` stage's).")
+              show_default=True, help="Folder with the I3D and Inception feature nets and the MUSIQ and LAION "
+                                      "quality models (the `models` stage's features folder).")
+@click.option("--quality/--no-quality", default=None,
+              help="The quality metrics: imaging_quality_erp/_views (MUSIQ-SPAQ / 100, VBench's imaging "
+                   "quality on the ERP frame exactly, and on 4 horizontal views per frame) and "
+                   "aesthetic_quality_erp/_views (LAION head on CLIP ViT-L/14 / 10, VBench's aesthetic quality "
+                   "on its centre crop exactly, and on the views). Default: on when --features holds musiq/ and "
+                   "aesthetic/.")
 @click.option("--feature-cache", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Cache set-metric features here (per video content, model and preprocessing).")
 def score(inputs, prompts, flows, flow_kind, out, model, flow_method, device, precision, batch_size, workers,
-          keep_repeats, flow_encoding, reference, features, feature_cache):
+          keep_repeats, flow_encoding, reference, features, feature_cache, quality):
     """Score ERP videos (mp4, gif, ... or folders of PNG/JPG frames; folders of videos too).
 
     Every input is checked first (readable, 2:1 ERP, at least 2 frames, a prompt when --prompts
@@ -98,7 +105,8 @@ def score(inputs, prompts, flows, flow_kind, out, model, flow_method, device, pr
 
     Output JSON: "videos": one record per video with its path, prompt, size and a "metrics"
     object keyed by the metric names (clip_similarity_erp/_views, frame_consistency_erp/_views,
-    end_continuity, seam_ratio, their _coslat variants, flow_epe_deg, flow_direction_agreement);
+    end_continuity, seam_ratio, their _coslat variants, flow_epe_deg, flow_direction_agreement,
+    imaging_quality_erp/_views, aesthetic_quality_erp/_views);
     a metric that cannot be computed (no prompt, no flow) is absent, never 0. "metrics_info"
     gives each metric's scale, better direction, model or flow estimator, and the estimator's own
     error on a synthetic rigid rotation at the scored size. "detections" (also one line per video
@@ -135,7 +143,7 @@ def score(inputs, prompts, flows, flow_kind, out, model, flow_method, device, pr
         clip = load_clip(spec, device=device, precision=precision, batch_size=batch_size)
     except (ClipSpecError, OSError, RuntimeError, ValueError) as error:
         raise click.ClickException(f"CLIP model {spec}: {error}") from error
-    scorer = VideoScorer(clip, flow_method)
+    scorer = VideoScorer(clip, flow_method, quality=_quality_scorer(quality, features, clip, device))
     load = partial(_load_item, flow_kind=flow_kind, flow_method=flow_method, keep_repeats=keep_repeats,
                    flow_encoding=flow_encoding)
     try:
@@ -156,7 +164,8 @@ def score(inputs, prompts, flows, flow_kind, out, model, flow_method, device, pr
         click.echo(detection_line(str(item.path), result["detections"]), err=True)
     if rank_count > 1:
         click.echo(f"scored on {rank_count} processes", err=True)
-    result = {"note": TINY_NOTE if clip.random_weights else None, "metrics_info": scorer.describe(),
+    random_weights = clip.random_weights or (scorer.quality is not None and scorer.quality.random_weights)
+    result = {"note": TINY_NOTE if random_weights else None, "metrics_info": scorer.describe(),
               "videos": records, "versions": versions()}
     if set_scorer is not None:
         result["set_metrics"] = set_scorer.score([item.path for item, _, _ in scored])
@@ -168,6 +177,25 @@ def score(inputs, prompts, flows, flow_kind, out, model, flow_method, device, pr
         click.echo(f"{len(records)} video(s) scored -> {out}", err=True)
     else:
         click.echo(json.dumps(result, indent=2))
+
+
+def _quality_scorer(wanted: bool | None, features: Path, clip, device: str):
+    """The quality scorer (None when not wanted, or by default when --features lacks its models)."""
+    from dvd360.metrics.quality import QualityScorer
+
+    folders = [features / "musiq", features / "aesthetic"]
+    if wanted is False:
+        return None
+    if not all(folder.is_dir() for folder in folders):
+        missing = ", ".join(str(f) for f in folders if not f.is_dir())
+        if wanted:
+            raise click.ClickException(f"--quality: {missing} missing; run `dvc repro models` or pass --features")
+        click.echo(f"quality metrics skipped: {missing} missing (run `dvc repro models`)", err=True)
+        return None
+    try:
+        return QualityScorer(*folders, clip, device)
+    except (OSError, ValueError) as error:
+        raise click.ClickException(f"--quality: {error}") from error
 
 
 def _set_scorer(reference: Path, features: Path, cache: Path | None, device: str, count: int):

@@ -87,9 +87,17 @@ class FeatureExtractor(Protocol):
 
 
 def extract_many(extractor: FeatureExtractor, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    """One `extract` call over the inputs of several videos; the features split back per video."""
-    features = extractor.extract(torch.cat(list(inputs)))
-    return list(features.split([len(x) for x in inputs]))
+    """One `extract` call per input shape over the inputs of several videos (videos of one size
+    share forward passes); the features split back per video, in the given order."""
+    out: list[torch.Tensor | None] = [None] * len(inputs)
+    by_shape: dict[tuple, list[int]] = {}
+    for index, x in enumerate(inputs):
+        by_shape.setdefault(tuple(x.shape[1:]), []).append(index)
+    for indices in by_shape.values():
+        features = extractor.extract(torch.cat([inputs[i] for i in indices]))
+        for i, part in zip(indices, features.split([len(inputs[i]) for i in indices])):
+            out[i] = part
+    return out
 
 
 def _one_thread_each() -> None:

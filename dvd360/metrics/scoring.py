@@ -34,6 +34,7 @@ from dvd360.metrics.engine import (FeatureExtractor, cpu_executor, device_label,
 from dvd360.metrics.flow_agreement import (FLOW_FACTORS, MIN_MOTION_PX, estimator_error, flow_agreement,
                                            flow_agreement_unknown_speed)
 from dvd360.metrics.frame_consistency import frame_consistency
+from dvd360.metrics.quality import QualityScorer
 from dvd360.metrics.seam import SEAM_METRICS, seam_metrics
 
 # name -> (better, scale); order = column order of every table.
@@ -52,6 +53,12 @@ METRICS: dict[str, tuple[str, str]] = {
     "flow_epe_deg_scaled": ("lower", "as flow_epe_deg after the least-squares speed factor s >= 0 of the "
                                      "estimate (per video: flow_scale)"),
     "flow_direction_agreement": ("higher", "cos-latitude weighted mean direction cosine, -1..1"),
+    "imaging_quality_views": ("higher", "MUSIQ-SPAQ / 100 on 4 horizontal views per frame, 0..1 (VBench's scale)"),
+    "imaging_quality_erp": ("higher", "MUSIQ-SPAQ / 100 on the ERP frame, VBench's imaging_quality exactly, 0..1"),
+    "aesthetic_quality_views": ("higher", "LAION aesthetic / 10 on 4 horizontal views per frame, ~0..1 "
+                                          "(VBench's scale)"),
+    "aesthetic_quality_erp": ("higher", "LAION aesthetic / 10 on the centre crop, VBench's aesthetic_quality "
+                                        "exactly, ~0..1"),
 }
 METRIC_NAMES = tuple(METRICS)
 # name -> the group the results page files it under; every metric, per-video and set-level, has one.
@@ -62,8 +69,8 @@ METRIC_GROUPS: dict[str, str] = {
     **dict.fromkeys(("frame_consistency_erp", "frame_consistency_views", "flow_epe_deg", "flow_epe_deg_scaled",
                      "flow_direction_agreement"), "video"),
     **dict.fromkeys(("fvd_erp", "fvd_cubemap", "fid_views", "kid_views"), "distribution"),
-    **dict.fromkeys(("clip_similarity_erp", "clip_similarity_views", "imaging_quality_views",
-                     "aesthetic_quality_views"), "quality"),
+    **dict.fromkeys(("clip_similarity_erp", "clip_similarity_views", "imaging_quality_views", "imaging_quality_erp",
+                     "aesthetic_quality_views", "aesthetic_quality_erp"), "quality"),
 }
 REFERENCE_KINDS = ("numeric", "encoded", "source")
 GROUP_BATCHES = 4  # frame-model batches gathered before a forward pass: the padding wastes < 1/4
@@ -130,7 +137,8 @@ def prepare_job(load: Callable[[Any], VideoInput], cpu_metrics: CpuMetrics, job:
 
 
 class VideoScorer:
-    """Scores ERP videos; `clip=None` skips the CLIP metrics, `flow_method=None` the flow ones.
+    """Scores ERP videos; `clip=None` skips the CLIP metrics, `flow_method=None` the flow ones,
+    `quality=None` the quality ones (`metrics.quality`; they need the CLIP).
 
     `extractors`: more frame models (`metrics.engine.FeatureExtractor`) run in the same batched
     loop; their features come back per video under result["features"][name].
@@ -138,11 +146,14 @@ class VideoScorer:
 
     def __init__(self, clip: ClipModel | None, flow_method: str | None = DEFAULT_METHOD,
                  flow_options: dict | None = None,
-                 extractors: Sequence[FeatureExtractor] = ()):
-        self.clip = clip
+                 extractors: Sequence[FeatureExtractor] = (), quality: QualityScorer | None = None):
+        if quality is not None and clip is None:
+            raise ValueError("the quality metrics need the CLIP model (the aesthetic head reads its embeddings)")
+        self.clip, self.quality = clip, quality
         self.cpu = CpuMetrics(flow_method, dict(flow_options or {}))
         self.extra_extractors = list(extractors)
-        self.extractors = ([ClipImages(clip)] if clip is not None else []) + self.extra_extractors
+        self.extractors = (([ClipImages(clip)] if clip is not None else [])
+                           + (list(quality.extractors) if quality is not None else []) + self.extra_extractors)
         self._texts: dict[str, tuple[torch.Tensor, bool]] = {}
         self._estimator_errors: dict[str, dict] = {}
 
@@ -192,6 +203,9 @@ class VideoScorer:
                            err["flow_direction_agreement"], "ground_truth": err["ground_truth"]}
                     for size, err in ((size, self._estimator_errors[size]) for size in sizes)}
             info["flow_direction_agreement"]["moving_pixels"] = f"reference moves >= {MIN_MOTION_PX} px"
+        if self.quality is not None:
+            for name, description in self.quality.describe().items():
+                info[name].update(description)
         return info
 
     def score(self, frames: np.ndarray, prompt: str | None = None,
@@ -262,6 +276,9 @@ class VideoScorer:
                     text, truncated = self._text(prepared.prompt)
                     metrics["clip_similarity_erp"] = clip_similarity(erp, text)
                     metrics["clip_similarity_views"] = clip_similarity(views, text)
+                if self.quality is not None:
+                    metrics.update(self.quality.metrics({e.name: features[e.name][k] for e in self.quality.extractors},
+                                                        views))
             shape = tuple(int(n) for n in prepared.frames.shape[:3])
             if "flow_scale" in metrics:
                 self.estimator_error(*shape[1:])

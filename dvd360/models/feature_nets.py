@@ -1,4 +1,4 @@
-"""Feature networks of the set metrics (FVD, FID/KID), one folder each, both profiles.
+"""Frame networks of the set metrics (FVD, FID/KID) and the quality metrics, one folder each, both profiles.
 
 Contracts (what every caller relies on; the tiny stand-ins keep them):
 - video features (`i3d/`): float (B, 3, 16, 224, 224) in [-1, 1] -> (B, 400). Paper profile: the
@@ -8,10 +8,18 @@ Contracts (what every caller relies on; the tiny stand-ins keep them):
   FID Inception-v3 (`pt_inception-2015-12-05-6726825d.pth`) through torchmetrics'
   `NoTrainInceptionV3(features_list=["2048"])`: exactly what `FrechetInceptionDistance(feature=2048)`
   uses (TF1-style bilinear resize to 299, (x - 128) / 128, pool3 features).
-- tiny profile: small random-weight conv nets (`TinyVideoFeatures`, `TinyImageFeatures`, configs
-  in `configs/tiny/{i3d,inception}.json`, fixed seed) with the same input and output contract.
-  The real architectures with random weights cost 8-15 s per I3D clip and ~1 s per Inception
-  image on 2 CPU cores, which would make the tiny `dvc repro` take tens of minutes.
+- imaging quality (`musiq/`): float (N, 3, H, W) in [0, 1] -> (N, 1) mean opinion score. Paper
+  profile: pyiqa's `MUSIQ` with the SPAQ-trained weights VBench loads (`musiq_spaq_ckpt-358bb6af.pth`,
+  scores 0..100).
+- aesthetic quality (`aesthetic/`): unit CLIP image embeddings (N, D) -> (N, 1). Paper profile: the
+  LAION aesthetic predictor (`sa_0_4_vit_l_14_linear.pth`, `nn.Linear(768, 1)` on ViT-L/14
+  embeddings, scores about 1..10), as VBench loads it.
+- tiny profile: small random-weight nets with the same input and output contract, from configs in
+  `configs/tiny/{kind}.json` with a fixed seed: conv stand-ins for I3D and Inception
+  (`TinyVideoFeatures`, `TinyImageFeatures`; the real architectures with random weights cost 8-15 s
+  per I3D clip and ~1 s per Inception image on 2 CPU cores, which would make the tiny `dvc repro`
+  take tens of minutes), pyiqa's MUSIQ itself at a small width and depth, and the LAION head's
+  `nn.Linear` at the tiny CLIP's embedding size.
 
 A folder holds `features.json` ({"kind", "architecture", "weights", "random_weights", "config",
 "source"}) and the weights file; `load_feature_net(folder)` returns the eval-mode module.
@@ -30,12 +38,20 @@ from torch import nn
 from dvd360.atomic import atomic_path, write_json
 from dvd360.models.tiny_configs import tiny_config
 
-KINDS = ("i3d", "inception")
+SET_KINDS = ("i3d", "inception")  # features of the set metrics
+QUALITY_KINDS = ("musiq", "aesthetic")  # scorers of the per-video quality metrics
+KINDS = SET_KINDS + QUALITY_KINDS
+ROLES = {"i3d": "video features of the set metrics (FVD)", "inception": "image features of the set metrics (FID/KID)",
+         "musiq": "imaging quality scorer (MUSIQ)", "aesthetic": "aesthetic quality head (LAION)"}
 INFO_FILE = "features.json"
 TINY_WEIGHTS = "model.safetensors"
-PAPER_FILES = {"i3d": "i3d_pretrained_400.pt", "inception": "pt_inception-2015-12-05-6726825d.pth"}
+PAPER_FILES = {"i3d": "i3d_pretrained_400.pt", "inception": "pt_inception-2015-12-05-6726825d.pth",
+               "musiq": "musiq_spaq_ckpt-358bb6af.pth", "aesthetic": "sa_0_4_vit_l_14_linear.pth"}
 PAPER_ARCHITECTURES = {"i3d": "cdfvd.third_party.i3d.pytorch_i3d.InceptionI3d(400)",
-                       "inception": "torchmetrics NoTrainInceptionV3('inception-v3-compat', ['2048'])"}
+                       "inception": "torchmetrics NoTrainInceptionV3('inception-v3-compat', ['2048'])",
+                       "musiq": "pyiqa.archs.musiq_arch.MUSIQ(num_class=1) (SPAQ weights)",
+                       "aesthetic": "LAION aesthetic predictor nn.Linear(768, 1)"}
+LAION_EMBED_DIM = 768  # CLIP ViT-L/14's image embedding
 
 
 def _conv_stack(conv: type[nn.Module], channels: list[int]) -> nn.Sequential:
@@ -90,7 +106,19 @@ class TinyImageFeatures(nn.Module):
         return self.head(self.body(x).mean(dim=(2, 3)))
 
 
-TINY_NETS = {"i3d": TinyVideoFeatures, "inception": TinyImageFeatures}
+def musiq(**config: Any) -> nn.Module:
+    """pyiqa's MUSIQ (the class VBench's imaging quality loads), without pretrained weights."""
+    from pyiqa.archs.musiq_arch import MUSIQ
+
+    return MUSIQ(pretrained=False, **config)
+
+
+def aesthetic_head(features: int) -> nn.Module:
+    """The LAION aesthetic predictor's layout: one nn.Linear(features, 1) (keys weight, bias)."""
+    return nn.Linear(features, 1)
+
+
+TINY_NETS = {"i3d": TinyVideoFeatures, "inception": TinyImageFeatures, "musiq": musiq, "aesthetic": aesthetic_head}
 
 
 def build_tiny_feature_net(folder: str | Path, kind: str, seed: int) -> dict:
@@ -104,7 +132,9 @@ def build_tiny_feature_net(folder: str | Path, kind: str, seed: int) -> dict:
     folder = Path(folder)
     with atomic_path(folder / TINY_WEIGHTS) as tmp:
         save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp))
-    info = {"kind": kind, "architecture": TINY_NETS[kind].__name__, "weights": TINY_WEIGHTS,
+    architecture = {"musiq": "pyiqa MUSIQ", "aesthetic": "nn.Linear (LAION head layout)"}.get(
+        kind, TINY_NETS[kind].__name__)
+    info = {"kind": kind, "architecture": architecture, "weights": TINY_WEIGHTS,
             "random_weights": True, "config": config, "seed": seed,
             "source": f"random init from dvd360/models/configs/tiny/{kind}.json (seed {seed})"}
     write_json(folder / INFO_FILE, info)
@@ -126,6 +156,8 @@ def write_paper_feature_net(folder: str | Path, kind: str, weights: str | Path) 
 
 
 def _load_paper(kind: str, path: Path) -> nn.Module:
+    if kind in QUALITY_KINDS:
+        return _load_quality_paper(kind, path)
     if kind == "i3d":
         from cdfvd.third_party.i3d.pytorch_i3d import InceptionI3d
 
@@ -144,17 +176,36 @@ def _load_paper(kind: str, path: Path) -> nn.Module:
         raise ValueError(f"{path}: not torch-fidelity's FID Inception-v3 weights ({error})") from error
 
 
+def _load_quality_paper(kind: str, path: Path) -> nn.Module:
+    """MUSIQ-SPAQ or the LAION head from its released file, strictly (weights_only: no pickled code;
+    pyiqa's own loader unpickles anything)."""
+    from pyiqa.archs.arch_util import clean_state_dict
+
+    net = musiq(num_class=1) if kind == "musiq" else aesthetic_head(LAION_EMBED_DIM)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        net.load_state_dict(clean_state_dict(state.get("params", state)))
+    except (RuntimeError, OSError, ValueError, AttributeError) as error:
+        what = "pyiqa MUSIQ state dict" if kind == "musiq" else "LAION aesthetic head (Linear 768 -> 1) state dict"
+        raise ValueError(f"{path}: not a {what} ({error})") from error
+    return net
+
+
 def random_paper_state(kind: str, seed: int = 0) -> dict[str, torch.Tensor]:
     """Random weights (fp16: half the file) in the layout of the real `kind` file: cd-fvd's
-    InceptionI3d(400), or torchvision's Inception-v3 with 1008 classes and no aux head, whose keys
-    are torch-fidelity's. For tests and full-size benchmarks without the real files."""
+    InceptionI3d(400), torchvision's Inception-v3 with 1008 classes and no aux head (whose keys
+    are torch-fidelity's), MUSIQ at its full size, or the LAION head. For tests and full-size
+    benchmarks without the real files."""
     import torchvision
     from cdfvd.third_party.i3d.pytorch_i3d import InceptionI3d
 
+    builders = {"i3d": lambda: InceptionI3d(400),
+                "inception": lambda: torchvision.models.inception_v3(weights=None, aux_logits=False,
+                                                                     init_weights=True, num_classes=1008),
+                "musiq": lambda: musiq(num_class=1), "aesthetic": lambda: aesthetic_head(LAION_EMBED_DIM)}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = (InceptionI3d(400) if kind == "i3d" else torchvision.models.inception_v3(
-            weights=None, aux_logits=False, init_weights=True, num_classes=1008))
+        net = builders[kind]()
     return {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}
 
 

@@ -11,6 +11,7 @@ Layout of a models folder (both profiles; everything downstream loads it with `l
     personalised/{name}/{unet,vae} personalised checkpoints (paper profile)
     clip/                          open_clip model for scoring (helper C's folder format)
     features/{i3d,inception}/      feature nets of the set metrics (`dvd360.models.feature_nets`)
+    features/{musiq,aesthetic}/    scorers of the quality metrics (same module)
 
 `tiny` builds random-weight models from the JSON configs in `configs/tiny/` with fixed seeds;
 `paper` takes the released weights (hub ids or local files) and writes the same layout.
@@ -38,7 +39,8 @@ ADAPTER_RELEASED_FILE = "adapter_released/adapter.safetensors"
 SD_PARTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 # Offsets added to the profile seed so every random piece has its own stream.
 PIECE_SEEDS = {"unet": 0, "vae": 1, "text_encoder": 2, "motion_adapter": 3, "lora": 4,
-               "adapter_init": 5, "clip": 6, "i3d": 7, "inception": 8}
+               "adapter_init": 5, "clip": 6, "i3d": 7, "inception": 8, "musiq": 9,
+               "aesthetic": 10}
 
 
 @dataclass
@@ -157,7 +159,7 @@ def build_tiny(out_dir: str | Path, seed: int = 0) -> dict[str, Any]:
                             "dvd360.metrics.clip_model.build_tiny_clip", seeds["clip"])
     for kind in feature_nets.KINDS:
         info = feature_nets.build_tiny_feature_net(out_dir / "features" / kind, kind, seeds[kind])
-        pieces[kind] = _piece(out_dir, f"features/{kind}", f"{kind} features for the set metrics (tiny stand-in)",
+        pieces[kind] = _piece(out_dir, f"features/{kind}", f"{feature_nets.ROLES[kind]} (tiny stand-in)",
                               "dvd360-feature-net", info["source"], seeds[kind])
     return _write_manifest(out_dir, "tiny", seed, pieces)
 
@@ -233,6 +235,13 @@ WHERE = {
     "inception": "torch-fidelity's FID Inception-v3: pt_inception-2015-12-05-6726825d.pth from "
                  "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
                  "weights-inception-2015-12-05-6726825d.pth; save it at {path}",
+    "musiq": "MUSIQ trained on SPAQ, as VBench's imaging quality uses: musiq_spaq_ckpt-358bb6af.pth from "
+             "https://huggingface.co/chaofengc/IQA-PyTorch-Weights (pyiqa's weights; also the GitHub release "
+             "https://github.com/chaofengc/IQA-PyTorch/releases/tag/v0.1-weights) "
+             "(VBench keeps it in ~/.cache/vbench/pyiqa_model/); save it at {path}",
+    "aesthetic": "the LAION aesthetic predictor for CLIP ViT-L/14, as VBench's aesthetic quality uses: "
+                 "sa_0_4_vit_l_14_linear.pth from https://github.com/LAION-AI/aesthetic-predictor "
+                 "(VBench keeps it in ~/.cache/vbench/aesthetic_model/emb_reader/); save it at {path}",
     "clip": "open_clip {spec} weights: `huggingface-cli download {repo} open_clip_model.safetensors`, "
             "or set models.paper.clip to a local CLIP folder",
 }
@@ -278,7 +287,7 @@ def check_paper_sources(settings: Mapping[str, Any]) -> dict[str, Any]:
 
     Returns {"sd15": folder, "motion_adapter": folder or checkpoint file, "lora": file,
     "personalised": {name: file}, "adapter_checkpoint": file or None, "clip": folder or spec,
-    "i3d": file, "inception": file}.
+    "i3d": file, "inception": file, "musiq": file, "aesthetic": file}.
     Raises MissingPiecesError listing every missing piece, where it comes from and where to put it.
     """
     from dvd360.metrics.clip_model import parse_spec
@@ -425,6 +434,6 @@ def materialize_paper(out_dir: str | Path, settings: Mapping[str, Any]) -> dict[
     pieces["clip"] = _piece(out_dir, "clip", "open_clip model for scoring", "open_clip", str(settings["clip"]))
     for kind in feature_nets.KINDS:
         feature_nets.write_paper_feature_net(out_dir / "features" / kind, kind, sources[kind])
-        pieces[kind] = _piece(out_dir, f"features/{kind}", f"{kind} features for the set metrics", "dvd360-feature-net",
+        pieces[kind] = _piece(out_dir, f"features/{kind}", feature_nets.ROLES[kind], "dvd360-feature-net",
                               str(sources[kind]))
     return _write_manifest(out_dir, "paper", seed, pieces)

@@ -1,0 +1,105 @@
+"""Quality metrics (VBench's imaging and aesthetic quality): VBench's code path on the ERP, an
+independent projection for the views, batch invariance, the head/CLIP contract.
+
+Not here: that the scores fall under blur and noise. That is a property of the trained SPAQ and
+LAION weights, which cannot be downloaded here; the tiny random-weight MUSIQ has none (linear
+probes fitted on its features did not rank unseen scenes either)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from geometry_support import py360_view
+from torchvision import transforms
+
+from dvd360.data.synthetic import make_scene, render_clip
+from dvd360.metrics.clip_model import OPENAI_MEAN, OPENAI_STD, build_tiny_clip, load_clip
+from dvd360.metrics.clip_similarity import VIEW_LONS
+from dvd360.metrics.quality import QUALITY_METRICS, QualityScorer, musiq_view_size
+from dvd360.metrics.scoring import VideoInput, VideoScorer
+from dvd360.models.feature_nets import QUALITY_KINDS, build_tiny_feature_net
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("quality_models")
+    build_tiny_clip(root / "clip", seed=0)
+    for kind in QUALITY_KINDS:
+        build_tiny_feature_net(root / kind, kind, seed=0)
+    clip = load_clip(root / "clip", device="cpu")
+    quality = QualityScorer(root / "musiq", root / "aesthetic", clip, device="cpu")
+    return clip, quality
+
+
+def _scorer(models, **kwargs) -> VideoScorer:
+    clip, quality = models
+    return VideoScorer(clip, flow_method=None, quality=quality, **kwargs)
+
+
+def test_erp_metrics_are_vbench_imaging_and_aesthetic_quality(models):
+    """The `_erp` metrics against VBench's own steps (imaging_quality.py in its default 'longer'
+    mode, aesthetic_quality.py with utils.clip_transform), frame by frame as VBench loops."""
+    clip, quality = models
+    frames = render_clip(make_scene(0), 288, 576, 2).frames  # longer side 576 > 512: VBench resizes
+    ours = _scorer(models).score(frames)["metrics"]
+
+    video = torch.from_numpy(frames).permute(0, 3, 1, 2)  # VBench's load_video: uint8 (T, C, H, W)
+    scale = 512.0 / 576
+    resized = transforms.Resize(size=(int(scale * 288), int(scale * 576)))(video) / 255.0
+    with torch.no_grad():
+        imaging = sum(float(quality.musiq(resized[i].unsqueeze(0))) for i in range(len(resized))) / len(resized)
+        clip_transform = transforms.Compose([
+            transforms.Resize(clip.image_size, interpolation=transforms.InterpolationMode.BICUBIC),
+            transforms.CenterCrop(clip.image_size), transforms.Lambda(lambda x: x.float().div(255.0)),
+            transforms.Normalize(OPENAI_MEAN, OPENAI_STD)])
+        embeddings = F.normalize(clip.model.encode_image(clip_transform(video)).float(), dim=-1, p=2)
+        aesthetic = float((quality.head.float()(embeddings).squeeze() / 10).mean())
+        quality.head.double()
+    assert ours["imaging_quality_erp"] == pytest.approx(imaging / 100.0, rel=1e-5)
+    assert ours["aesthetic_quality_erp"] == pytest.approx(aesthetic, rel=1e-5)
+
+
+def test_view_metrics_match_views_from_py360convert(models):
+    clip, quality = models
+    frames = render_clip(make_scene(1), 64, 128, 2).frames
+    ours = _scorer(models).score(frames)["metrics"]
+    size = musiq_view_size(128)
+    erp = torch.from_numpy(frames).permute(0, 3, 1, 2).double() / 255.0
+
+    def views(side: int) -> torch.Tensor:
+        return torch.stack([torch.from_numpy(py360_view(erp[f], lon, 0.0, 90.0, (side, side))).permute(2, 0, 1)
+                            for f in range(len(frames)) for lon in VIEW_LONS]).float().clamp(0, 1)
+
+    with torch.no_grad():
+        imaging = float(torch.cat([quality.musiq(v[None]) for v in views(size)]).mean()) / 100.0
+        embeddings = clip.encode_images(views(clip.image_size))
+    assert size == 32
+    assert ours["imaging_quality_views"] == pytest.approx(imaging, rel=1e-3)
+    assert ours["aesthetic_quality_views"] == pytest.approx(quality.aesthetic(embeddings), rel=1e-3)
+
+
+def test_scores_do_not_depend_on_the_batch_or_the_order(models):
+    videos = [render_clip(make_scene(seed), 64, 128, 2).frames for seed in range(3)]
+    videos.append(render_clip(make_scene(3), 32, 64, 2).frames)  # another size: its own forward passes
+    one = [_scorer(models).score(v)["metrics"] for v in videos]
+    streamed = [s.result["metrics"] for s in _scorer(models).score_stream(VideoInput(v) for v in reversed(videos))][::-1]
+    for a, b in zip(one, streamed):
+        assert {k: a[k] for k in QUALITY_METRICS} == {k: b[k] for k in QUALITY_METRICS}
+
+
+def test_the_aesthetic_head_must_fit_the_clip(tmp_path, models):
+    clip, _ = models
+    build_tiny_feature_net(tmp_path / "musiq", "musiq", seed=0)
+    head = torch.nn.Linear(768, 1)
+    from safetensors.torch import save_file
+
+    from dvd360.atomic import write_json
+
+    (tmp_path / "aesthetic").mkdir()
+    save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(tmp_path / "aesthetic" / "model.safetensors"))
+    write_json(tmp_path / "aesthetic" / "features.json",
+               {"kind": "aesthetic", "architecture": "nn.Linear", "weights": "model.safetensors",
+                "random_weights": True, "config": {"features": 768}, "source": "test"})
+    with pytest.raises(ValueError, match=r"aesthetic head takes 768-d embeddings.*gives 64-d"):
+        QualityScorer(tmp_path / "musiq", tmp_path / "aesthetic", clip, device="cpu")
