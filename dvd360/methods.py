@@ -4,30 +4,119 @@ A method is a composition of: the panorama LoRA (off, or on at a weight), latent
 circular padding, a trained 360-Adapter variant (read from
 `data/adapters/{variant}/adapter.safetensors`) and which motion condition it gets (`clip`: the
 prompt's dataset clip, `zero`: none). The methods file also lists the trained adapter variants
-(`load_variants`); dvc.yaml's `foreach` reads both lists from it. Both files are validated on load; every error names the
-file and lists what is allowed.
+(`load_variants`); dvc.yaml's `foreach` reads both lists from it. Both files are validated on
+load (the pydantic models below); every error names the file,
+the key and what is allowed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-import yaml
+from pydantic import Field, StringConstraints, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from dvd360.config import repo_root
+from dvd360.params_schema import StrictModel, read_yaml, validated, validated_file
 
 CONDITIONS = ("clip", "zero")
-METHOD_KEYS = ("label", "description", "lora", "latent_rotation", "circular_padding", "adapter", "condition",
-               "deps")
-VARIANT_KEYS = ("captions", "temporal", "latitude_loss")  # the TrainConfig settings a variant may change
-PROMPT_KEYS = ("id", "text", "condition")
+CAPTION_SOURCES = ("fused", "erp", "dataset")  # 360 Text Fusion, whole-ERP, the dataset's own captions
 ADAPTER_FILE = "adapter.safetensors"
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
 class BenchmarkFileError(ValueError):
     """An invalid methods or prompts file; the message names the file and every problem."""
+
+
+class VariantChanges(StrictModel):
+    """The TrainConfig settings a trained variant changes relative to `full`."""
+
+    captions: Literal[CAPTION_SOURCES] = "fused"
+    temporal: bool = True
+    latitude_loss: bool = True
+
+
+class LoraSetting(StrictModel):
+    weight: float
+
+
+class MethodEntry(StrictModel):
+    """One method of eval/methods.yaml (see the comments there)."""
+
+    label: Text
+    description: Text
+    lora: LoraSetting | None
+    latent_rotation: bool
+    circular_padding: bool
+    adapter: str | None
+    deps: str
+    condition: Literal[CONDITIONS]
+
+    @field_validator("adapter")
+    @classmethod
+    def _trained_variant(cls, adapter: str | None, info: ValidationInfo) -> str | None:
+        variants = info.context["variants"]
+        if adapter is not None and adapter not in variants:
+            raise PydanticCustomError("variant", "Input should be null or a trained variant: {known}",
+                                      {"known": ", ".join(map(repr, variants))})
+        return adapter
+
+    @field_validator("deps")
+    @classmethod
+    def _adapter_folder(cls, deps: str, info: ValidationInfo) -> str:
+        if "adapter" in info.data:
+            expected = "data/models" if info.data["adapter"] is None else f"data/adapters/{info.data['adapter']}"
+            if deps != expected:
+                raise PydanticCustomError("deps", f"Input should be {expected!r} (the adapter's folder, or "
+                                          "data/models without one)")
+        return deps
+
+    @field_validator("condition")
+    @classmethod
+    def _clip_needs_adapter(cls, condition: str, info: ValidationInfo) -> str:
+        if condition == "clip" and info.data.get("adapter", "") is None:
+            raise PydanticCustomError("condition", "condition clip needs an adapter (without one: 'zero')")
+        return condition
+
+
+class MethodsFile(StrictModel):
+    variants: dict[str, VariantChanges | None]
+    methods: dict[str, MethodEntry] = Field(min_length=1)
+
+    @field_validator("variants")
+    @classmethod
+    def _full_is_listed(cls, variants: dict) -> dict:
+        if "full" not in variants:
+            raise PydanticCustomError("full", "Input should list `full` (360DVD as published)")
+        return variants
+
+
+class PromptEntry(StrictModel):
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")]  # it names files
+    text: Text
+    condition: Text  # "zero" or a dataset clip id
+
+
+class Suite(StrictModel):
+    description: str = ""
+    prompts: list[PromptEntry] = Field(min_length=1)
+
+    @field_validator("prompts")
+    @classmethod
+    def _unique_ids(cls, prompts: list[PromptEntry]) -> list[PromptEntry]:
+        ids = [prompt.id for prompt in prompts]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise PydanticCustomError("unique", "prompt ids repeat: {ids} (each names files)",
+                                      {"ids": ", ".join(map(repr, repeated))})
+        return prompts
+
+
+class PromptsFile(StrictModel):
+    suites: dict[str, Suite] = Field(min_length=1)
 
 
 @dataclass(frozen=True)
@@ -57,96 +146,33 @@ class Prompt:
     condition: str
 
 
-def _read_yaml(path: Path, top: str) -> dict[str, Any]:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise BenchmarkFileError(f"{path}: not valid YAML ({error})") from error
-    if not isinstance(data, dict) or not isinstance(data.get(top), dict) or not data[top]:
-        raise BenchmarkFileError(f"{path}: expected a non-empty mapping under `{top}:`")
-    return data[top]
-
-
-def _check_keys(where: str, entry: Any, allowed: tuple[str, ...]) -> list[str]:
-    if not isinstance(entry, dict):
-        return [f"{where}: expected a mapping, got {type(entry).__name__}"]
-    problems = [f"{where}: unknown key {key!r} (known: {', '.join(allowed)})" for key in entry if key not in allowed]
-    problems += [f"{where}: missing key {key!r}" for key in allowed if key not in entry]
-    return problems
-
-
 def methods_file() -> Path:
     """`eval/methods.yaml` of the repository: the one list of methods and training variants."""
     return repo_root() / "eval" / "methods.yaml"
 
 
+def _methods_file(path: str | Path | None) -> MethodsFile:
+    path = Path(path) if path is not None else methods_file()
+    data = read_yaml(path, BenchmarkFileError)
+    variants = data.get("variants") if isinstance(data, dict) else None  # what method adapters may name
+    return validated(MethodsFile, data, path, BenchmarkFileError, "methods",
+                     context={"variants": list(variants) if isinstance(variants, dict) else []})
+
+
 def load_variants(path: str | Path | None = None) -> dict[str, dict[str, Any]]:
     """The trained adapter variants of `eval/methods.yaml` (or `path`): {name: settings it changes}."""
-    path = Path(path) if path is not None else methods_file()
-    variants, problems = _read_yaml(path, "variants"), []
-    if "full" not in variants:
-        problems.append("variants: `full` (360DVD as published) is missing")
-    for name, changes in variants.items():
-        changes = {} if changes is None else changes
-        if not isinstance(changes, dict):
-            problems.append(f"variant {name}: expected a mapping of settings, got {changes!r}")
-            continue
-        problems += [f"variant {name}: unknown setting {key!r} (known: {', '.join(VARIANT_KEYS)})"
-                     for key in changes if key not in VARIANT_KEYS]
-        variants[name] = changes
-    if problems:
-        raise BenchmarkFileError(f"{path}: invalid variants:\n  " + "\n  ".join(problems))
-    return {str(name): dict(changes) for name, changes in variants.items()}
-
-
-def _method(method_id: str, entry: dict[str, Any], variants: dict[str, dict]) -> tuple[Method | None, list[str]]:
-    problems = _check_keys(f"method {method_id}", entry, METHOD_KEYS)
-    if problems:
-        return None, problems
-    lora = entry["lora"]
-    if lora is not None and not (isinstance(lora, dict) and set(lora) == {"weight"}
-                                 and isinstance(lora["weight"], (int, float))):
-        problems.append(f"method {method_id}: lora must be null or {{weight: <number>}}, got {lora!r}")
-    for key in ("latent_rotation", "circular_padding"):
-        if not isinstance(entry[key], bool):
-            problems.append(f"method {method_id}: {key} must be true or false, got {entry[key]!r}")
-    if entry["adapter"] is not None and entry["adapter"] not in variants:
-        problems.append(f"method {method_id}: adapter {entry['adapter']!r} is not a trained variant "
-                        f"(known: null, {', '.join(variants)})")
-    expected_deps = "data/models" if entry["adapter"] is None else f"data/adapters/{entry['adapter']}"
-    if entry["deps"] != expected_deps:
-        problems.append(f"method {method_id}: deps must be {expected_deps!r} (its adapter's folder, or "
-                        f"data/models without one), got {entry['deps']!r}")
-    if entry["condition"] not in CONDITIONS:
-        problems.append(f"method {method_id}: condition {entry['condition']!r} (known: {', '.join(CONDITIONS)})")
-    elif entry["condition"] == "clip" and entry["adapter"] is None:
-        problems.append(f"method {method_id}: condition clip needs an adapter")
-    for key in ("label", "description"):
-        if not isinstance(entry[key], str) or not entry[key].strip():
-            problems.append(f"method {method_id}: {key} must be a non-empty string")
-    if problems:
-        return None, problems
-    return Method(id=method_id, label=entry["label"], description=entry["description"],
-                  lora_weight=None if lora is None else float(lora["weight"]),
-                  latent_rotation=entry["latent_rotation"], circular_padding=entry["circular_padding"],
-                  adapter=entry["adapter"], condition=entry["condition"]), []
+    variants = _methods_file(path).variants
+    return {name: {} if changes is None else changes.model_dump(exclude_unset=True)
+            for name, changes in variants.items()}
 
 
 def load_methods(path: str | Path | None = None) -> dict[str, Method]:
     """All methods of `eval/methods.yaml` (or `path`), validated, in file order."""
-    path = Path(path) if path is not None else methods_file()
-    methods, problems = {}, []
-    variants = load_variants(path)
-    for method_id, entry in _read_yaml(path, "methods").items():
-        method, found = _method(str(method_id), entry, variants)
-        problems += found
-        if method is not None:
-            methods[method.id] = method
-    if problems:
-        raise BenchmarkFileError(f"{path}: invalid methods:\n  " + "\n  ".join(problems))
-    return methods
+    return {method_id: Method(id=method_id, label=entry.label, description=entry.description,
+                              lora_weight=None if entry.lora is None else float(entry.lora.weight),
+                              latent_rotation=entry.latent_rotation, circular_padding=entry.circular_padding,
+                              adapter=entry.adapter, condition=entry.condition)
+            for method_id, entry in _methods_file(path).methods.items()}
 
 
 def get_method(method_id: str, path: str | Path | None = None) -> Method:
@@ -158,28 +184,9 @@ def get_method(method_id: str, path: str | Path | None = None) -> Method:
 
 
 def load_prompts(suite: str, path: str | Path | None = None) -> list[Prompt]:
-    """The prompts of one suite of `eval/prompts.yaml` (or `path`), validated."""
+    """The prompts of one suite of `eval/prompts.yaml` (or `path`), validated (the whole file)."""
     path = Path(path) if path is not None else repo_root() / "eval" / "prompts.yaml"
-    suites = _read_yaml(path, "suites")
+    suites = validated_file(PromptsFile, path, BenchmarkFileError, "prompts").suites
     if suite not in suites:
         raise KeyError(f"{path}: unknown prompt suite {suite!r}; known: {', '.join(suites)}")
-    entries = suites[suite].get("prompts") if isinstance(suites[suite], dict) else None
-    if not isinstance(entries, list) or not entries:
-        raise BenchmarkFileError(f"{path}: suite {suite!r} needs a non-empty `prompts:` list")
-    problems, prompts = [], []
-    for number, entry in enumerate(entries):
-        where = f"suite {suite} prompt {number}"
-        found = _check_keys(where, entry, PROMPT_KEYS)
-        if not found:
-            found = [f"{where}: {key} must be a non-empty string" for key in PROMPT_KEYS
-                     if not isinstance(entry[key], str) or not entry[key].strip()]
-        if not found and not entry["id"].replace("_", "").replace("-", "").isalnum():
-            found.append(f"{where}: id {entry['id']!r} must be letters, digits, '_' or '-' (it names files)")
-        problems += found
-        if not found:
-            prompts.append(Prompt(id=entry["id"], text=entry["text"], condition=entry["condition"]))
-    ids = [p.id for p in prompts]
-    problems += [f"suite {suite}: prompt id {i!r} repeats" for i in sorted(set(ids)) if ids.count(i) > 1]
-    if problems:
-        raise BenchmarkFileError(f"{path}: invalid prompts:\n  " + "\n  ".join(problems))
-    return prompts
+    return [Prompt(id=entry.id, text=entry.text, condition=entry.condition) for entry in suites[suite].prompts]

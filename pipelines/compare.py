@@ -6,16 +6,52 @@ the results page `reports/index.html` (both tables, charts, training loss curves
 
 from __future__ import annotations
 
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
 from dvd360.compare import build_comparison, load_scores, render, write_reports
 from dvd360.config import load_params, stage_params
+from dvd360.methods import load_methods
+from dvd360.params_schema import StageSettings, validated_stage_params
 from dvd360.report.page import Section, write_report
 from dvd360.report.runs import run_link, score_run_links
 from dvd360.tracking import log_artifact, stage_run
 
 
+class CompareSettings(StageSettings):
+    model_config = ConfigDict(extra="forbid")
+    methods: list[str] = Field(min_length=1)
+    ablations: list[str] = []
+    reference: str | None = None      # paired deltas against this method (one of `methods`)
+    scores: str
+    out_dir: str
+    report: str
+    generations: str
+    train_reports: str | None = None
+    gallery_max_sets: int | None = Field(default=None, gt=0)
+
+    @field_validator("methods", "ablations")
+    @classmethod
+    def _known(cls, ids: list[str]) -> list[str]:
+        known = list(load_methods())
+        if not set(ids) <= set(known):
+            raise PydanticCustomError("method", "Input should list method ids of eval/methods.yaml: {known}",
+                                      {"known": ", ".join(known)})
+        return ids
+
+    @field_validator("reference")
+    @classmethod
+    def _compared(cls, reference: str | None, info: ValidationInfo) -> str | None:
+        methods = info.data.get("methods")
+        if reference is not None and methods is not None and reference not in methods:
+            raise PydanticCustomError("reference", "Input should be one of the compared methods: {methods}",
+                                      {"methods": ", ".join(methods)})
+        return reference
+
+
 def main() -> None:
     all_params = load_params()
-    profile, params = all_params["profile"], stage_params("compare", all_params)
+    profile, params = all_params["profile"], validated_stage_params("compare", all_params, CompareSettings)
     score_params = stage_params("score", all_params)
     methods = list(params["methods"])
     reference = params.get("reference")

@@ -17,12 +17,41 @@ from __future__ import annotations
 
 import argparse
 import statistics
+from typing import Literal
 
-from dvd360.config import load_params, repo_root, stage_params
-from dvd360.generate import GenerateSettings, generate_method
+from pydantic import ConfigDict, Field
+
+from dvd360.config import load_params, repo_root
+from dvd360.generate import DTYPES, GenerateSettings, generate_method
 from dvd360.methods import get_method, load_prompts
 from dvd360.metrics.engine import gather_ordered, init_distributed, resolve_device
+from dvd360.params_schema import Device, StageSettings, validated_stage_params
 from dvd360.tracking import log_artifact, log_metrics, stage_run
+
+
+class GenerateStageSettings(StageSettings):
+    """params.yaml `generate`: the sampling settings (GenerateSettings) and where things are."""
+
+    model_config = ConfigDict(extra="forbid")
+    models_dir: str
+    adapters_dir: str
+    prepared_dir: str
+    out_dir: str
+    suite: str                                   # of eval/prompts.yaml
+    seeds: list[int] = Field(min_length=1)
+    steps: int = Field(gt=0)
+    guidance: float = Field(ge=0)
+    negative_prompt: str = ""
+    personalised: str | None = None              # a name under {models_dir}/personalised
+    height: int = Field(gt=0, multiple_of=64)    # the UNet's and the adapter's
+    width: int = Field(gt=0, multiple_of=64)
+    frames: int = Field(gt=0)
+    fps: float = Field(gt=0)
+    condition_stride: int = Field(gt=0)
+    decode_chunk_size: int = Field(gt=0)
+    fast_path: bool = False
+    device: Device
+    dtype: Literal[tuple(DTYPES)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     params = load_params()
     profile = params["profile"]
-    config = stage_params("generate", params)
+    config = validated_stage_params("generate", params, GenerateStageSettings)
     method = get_method(args.method)
     prompts = load_prompts(config["suite"])
     settings = GenerateSettings.from_params(config)

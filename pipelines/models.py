@@ -12,15 +12,46 @@ from __future__ import annotations
 
 import time
 
+from pydantic import ConfigDict, Field
+
 from dvd360.atomic import atomic_dir
-from dvd360.config import load_params, repo_root, stage_params
+from dvd360.config import load_params, repo_root
 from dvd360.models.materialize import MissingPiecesError, build_tiny, check_paper_sources, materialize_paper
+from dvd360.params_schema import StageSettings, validated_stage_params
 from dvd360.tracking import log_artifact, log_metrics, stage_run
+
+
+class TinyModelsSettings(StageSettings):
+    model_config = ConfigDict(extra="forbid")
+    seed: int
+
+
+class PaperModelsSettings(StageSettings):
+    """Hub ids or local paths of every piece (see params.yaml); the feature nets' files default
+    to `feature_nets.PAPER_FILES` under weights/."""
+
+    model_config = ConfigDict(extra="forbid")
+    sd15: str = Field(min_length=1)
+    motion_adapter: str = Field(min_length=1)
+    motion_adapter_config: str | None = None
+    lora: str = Field(min_length=1)
+    personalised: dict[str, str] | None = None
+    adapter_checkpoint: str | None = None
+    clip: str = Field(min_length=1)
+    i3d: str | None = None             # one per feature_nets.KINDS
+    inception: str | None = None
+    musiq: str | None = None
+    aesthetic: str | None = None
+    seed: int = 0
+
+
+ModelsSettings = {"tiny": TinyModelsSettings, "paper": PaperModelsSettings}
+
 
 def main() -> int:
     params = load_params()
     profile = params["profile"]
-    settings = stage_params("models", params)
+    settings = validated_stage_params("models", params, ModelsSettings)
     out = repo_root() / params["paths"]["models"]
     if profile == "paper":
         try:

@@ -13,13 +13,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from pydantic import ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from dvd360.atomic import atomic_dir
-from dvd360.config import load_params, repo_root, stage_params
+from dvd360.config import load_params, repo_root
 from dvd360.data.synthetic_dataset import write_synthetic_web360
 from dvd360.data.video import read_frames, write_video
-from dvd360.data.web360 import (INDEX_FILE, Web360ValidationError, dataset_statistics, index_web360,
-                                save_index)
+from dvd360.data.web360 import INDEX_FILE, Web360ValidationError, dataset_statistics, index_web360, save_index
+from dvd360.params_schema import StageSettings, validated_stage_params
 from dvd360.tracking import log_artifact, log_metrics, stage_run
 
 PREVIEW_FILE = "preview.mp4"
@@ -31,6 +33,40 @@ file 1W1eLmaP16GZOeisAR1q-y9JYP9gT1CRs). Unzip it so that {path} holds
 videos_512x1024x100/, WEB360_360TF.csv and, if you have them, flows_512x1024x100/;
 or set prepare.paper.web360_dir in params.yaml to where it already is. Check it with
 `dvd360-eval data check {path}`."""
+
+
+class SyntheticSettings(StageSettings):
+    """tiny: the synthetic dataset (`write_synthetic_web360`): 2:1 clips of even size."""
+
+    model_config = ConfigDict(extra="forbid")
+    clips: int = Field(gt=0)
+    height: int = Field(gt=0, multiple_of=2)
+    width: int = Field(gt=0, multiple_of=2)
+    frames: int = Field(gt=1)
+    fps: float = Field(gt=0)
+    seed: int
+
+    @model_validator(mode="after")
+    def _two_to_one(self) -> SyntheticSettings:
+        if self.width != 2 * self.height:
+            raise PydanticCustomError("erp", "width must be 2 x height (got {height}x{width})",
+                                      {"height": self.height, "width": self.width})
+        return self
+
+
+class Web360Settings(StageSettings):
+    """paper: the real WEB360 download, indexed in place."""
+
+    model_config = ConfigDict(extra="forbid")
+    web360_dir: str = Field(min_length=1)
+    csv: str | None = None
+    require_flows: bool = True
+    lenient: bool = False
+    stats_clips: int | None = Field(default=None, gt=0)
+    fps: float = Field(default=8, gt=0)
+
+
+PrepareSettings = {"tiny": SyntheticSettings, "paper": Web360Settings}
 
 
 def write_preview(index, target: Path, fps: float, frames: int = 32) -> Path:
@@ -68,7 +104,7 @@ def index_download(settings: dict):
 def main() -> int:
     params = load_params()
     profile = params["profile"]
-    settings = stage_params("prepare", params)
+    settings = validated_stage_params("prepare", params, PrepareSettings)
     out = repo_root() / params["paths"]["web360"]
     index = index_download(settings) if profile == "paper" else None
     with stage_run("prepare", profile=profile, params=settings):

@@ -1,6 +1,9 @@
-"""eval/methods.yaml and eval/prompts.yaml: the shipped files are valid, bad ones are refused clearly."""
+"""eval/methods.yaml, eval/prompts.yaml, eval/study.yaml: the shipped files are valid, bad ones are
+refused with the file, the key and what is allowed."""
 
 from __future__ import annotations
+
+import copy
 
 import pytest
 import yaml
@@ -62,14 +65,19 @@ def test_unknown_method_lists_the_known_ones():
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda m: m["A"].update(colour="red"), r"method A: unknown key 'colour' \(known: label,"),
-    (lambda m: m["B"].pop("condition"), "method B: missing key 'condition'"),
-    (lambda m: m["D"].update(adapter="bigger"), "adapter 'bigger' is not a trained variant .*no_latloss"),
-    (lambda m: m["D"].update(condition="flow"), r"condition 'flow' \(known: clip, zero\)"),
-    (lambda m: m["A"].update(condition="clip"), "method A: condition clip needs an adapter"),
-    (lambda m: m["B"].update(lora={"weight": "high"}), "lora must be null or"),
-    (lambda m: m["C"].update(latent_rotation="yes"), "latent_rotation must be true or false"),
-    (lambda m: m["D"].update(deps="data/models"), "method D: deps must be 'data/adapters/full'"),
+    (lambda m: m["A"].update(colour="red"),
+     r"methods\.A\.colour: unknown key \(allowed: label, description, lora, latent_rotation, circular_padding, "),
+    (lambda m: m["B"].pop("condition"), r"methods\.B\.condition: missing"),
+    (lambda m: m["D"].update(adapter="bigger"),
+     r"methods\.D\.adapter: Input should be null or a trained variant: 'full', .*'no_latloss'.* \(got 'bigger'\)"),
+    (lambda m: m["D"].update(condition="flow"), r"methods\.D\.condition: Input should be 'clip' or 'zero' \(got 'flow'\)"),
+    (lambda m: m["A"].update(condition="clip"), r"methods\.A\.condition: condition clip needs an adapter"),
+    (lambda m: m["B"].update(lora={"weight": "high"}), r"methods\.B\.lora\.weight: Input should be a valid number"),
+    (lambda m: m["B"].update(lora={"scale": 1.0}), r"methods\.B\.lora\.scale: unknown key \(allowed: weight\)"),
+    (lambda m: m["C"].update(latent_rotation="yes"),
+     r"methods\.C\.latent_rotation: Input should be a valid boolean \(got 'yes'\)"),
+    (lambda m: m["D"].update(deps="data/models"), r"methods\.D\.deps: Input should be 'data/adapters/full'"),
+    (lambda m: m["A"].update(label="  "), r"methods\.A\.label: String should have at least 1 character"),
 ])
 def test_invalid_methods_are_refused(tmp_path, change, message):
     data = _methods_data()
@@ -77,7 +85,7 @@ def test_invalid_methods_are_refused(tmp_path, change, message):
     path = _write(tmp_path, data)
     with pytest.raises(BenchmarkFileError, match=message) as error:
         load_methods(path)
-    assert str(path) in str(error.value)
+    assert str(error.value).startswith(f"{path}: invalid methods:")
 
 
 def test_variants_are_one_list_for_the_code_and_dvc(tmp_path):
@@ -87,23 +95,61 @@ def test_variants_are_one_list_for_the_code_and_dvc(tmp_path):
     assert variants == {"full": {}, "no_360tf": {"captions": "erp"}, "no_pseudo3d": {"temporal": False},
                         "no_latloss": {"latitude_loss": False}}
     assert {m.adapter for m in load_methods().values()} - {None} <= set(variants)
-    data = _methods_data()
-    data["variants"]["no_lr"] = {"lr": 1.0}
-    with pytest.raises(BenchmarkFileError, match=r"variant no_lr: unknown setting 'lr' \(known: captions"):
-        load_variants(_write(tmp_path, data))
+    for change, message in [
+        (lambda v: v.update(no_lr={"lr": 1.0}),
+         r"variants\.no_lr\.lr: unknown key \(allowed: captions, temporal, latitude_loss\)"),
+        (lambda v: v.update(no_lr={"captions": "gpt"}),
+         r"variants\.no_lr\.captions: Input should be 'fused', 'erp' or 'dataset' \(got 'gpt'\)"),
+        (lambda v: v.pop("full"), r"variants: Input should list `full`"),
+    ]:
+        data = _methods_data()
+        change(data["variants"])
+        with pytest.raises(BenchmarkFileError, match=message):
+            load_variants(_write(tmp_path, data))
 
 
 def test_invalid_prompts_are_refused(tmp_path):
     suites = {"suites": {"s": {"prompts": [
         {"id": "a", "text": "a panoramic view of the sea", "condition": "zero"},
-        {"id": "a", "text": "a panoramic view of a lake", "condition": "zero"},
         {"id": "b/c", "text": "x", "condition": "zero"},
         {"id": "d", "text": "y"},
+        {"id": "e", "text": " ", "condition": "zero", "seed": 3},
     ]}}}
     path = _write(tmp_path, suites, "prompts.yaml")
     with pytest.raises(BenchmarkFileError) as error:
         load_prompts("s", path)
-    text = str(error.value)
-    assert "prompt id 'a' repeats" in text and "id 'b/c'" in text and "missing key 'condition'" in text
+    assert str(error.value).splitlines() == [
+        f"{path}: invalid prompts:",
+        "  suites.s.prompts.1.id: String should match pattern '^[A-Za-z0-9_-]+$' (got 'b/c')",
+        "  suites.s.prompts.2.condition: missing",
+        "  suites.s.prompts.3.text: String should have at least 1 character (got ' ')",
+        "  suites.s.prompts.3.seed: unknown key (allowed: id, text, condition)"]
+    suites["suites"]["s"]["prompts"][1:] = [{"id": "a", "text": "a panoramic view of a lake", "condition": "zero"}]
+    with pytest.raises(BenchmarkFileError, match=r"suites\.s\.prompts: prompt ids repeat: 'a'"):
+        load_prompts("s", _write(tmp_path, suites, "prompts.yaml"))
     with pytest.raises(KeyError, match="known: s"):
-        load_prompts("other", path)
+        load_prompts("other", _write(tmp_path, {"suites": {"s": {"prompts": suites["suites"]["s"]["prompts"][:1]}}},
+                                     "prompts.yaml"))
+
+
+def test_invalid_study_definitions_are_refused(tmp_path):
+    from dvd360.study.definition import StudyDefinitionError, load_study_definition
+
+    shipped = yaml.safe_load((repo_root() / "eval" / "study.yaml").read_text(encoding="utf-8"))
+    assert load_study_definition().criterion_ids[0] == "graphics_quality"
+    for change, message in [
+        (lambda d: d["criteria"][0].update(id="Graphics"), r"criteria\.0\.id: String should match pattern '\^\[a-z\]"),
+        (lambda d: d["criteria"][1].pop("help"), r"criteria\.1\.help: missing"),
+        (lambda d: d["criteria"][2].update(weight=2), r"criteria\.2\.weight: unknown key \(allowed: id, name, group, "),
+        (lambda d: d["criteria"].append(dict(d["criteria"][0])), r"criteria: criterion ids repeat: 'graphics_quality'"),
+        (lambda d: d.update(titel="x"), r"titel: unknown key \(allowed: title, instruction, criteria, paper_table1\)"),
+        (lambda d: d["paper_table1"].update(raters=0), r"paper_table1\.raters: Input should be greater than 0"),
+        (lambda d: d["paper_table1"]["share_pct"]["end_continuity"].update(D="most"),
+         r"paper_table1\.share_pct\.end_continuity\.D: Input should be a valid number \(got 'most'\)"),
+    ]:
+        data = copy.deepcopy(shipped)
+        change(data)
+        path = _write(tmp_path, data, "study.yaml")
+        with pytest.raises(StudyDefinitionError, match=message) as error:
+            load_study_definition(path)
+        assert str(error.value).startswith(f"{path}: invalid study definition:")

@@ -6,21 +6,55 @@ every output, so they are checked here: present, unique, lowercase identifiers.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-import yaml
+from pydantic import Field, StringConstraints, field_validator
+from pydantic_core import PydanticCustomError
 
 from dvd360.config import repo_root
+from dvd360.params_schema import StrictModel, validated_file
 
 DEFAULT_PATH = Path("eval") / "study.yaml"
-_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
 class StudyDefinitionError(ValueError):
     """A study definition file that is missing or malformed; the message names the file."""
+
+
+class CriterionEntry(StrictModel):
+    id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]  # keys answer files and every output
+    name: Text
+    group: Text
+    question: Text
+    help: Text
+
+
+class PaperTable(StrictModel):
+    """The paper's Table 1: percent of votes per criterion and method."""
+
+    raters: int = Field(gt=0)
+    prompt_sets: int = Field(gt=0)
+    methods: dict[str, str]
+    share_pct: dict[str, dict[str, float]]
+
+
+class StudyFile(StrictModel):
+    title: Text
+    instruction: Text
+    criteria: list[CriterionEntry] = Field(min_length=1)
+    paper_table1: PaperTable | None = None
+
+    @field_validator("criteria")
+    @classmethod
+    def _unique_ids(cls, criteria: list[CriterionEntry]) -> list[CriterionEntry]:
+        ids = [criterion.id for criterion in criteria]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise PydanticCustomError("unique", "criterion ids repeat: {ids}", {"ids": ", ".join(map(repr, repeated))})
+        return criteria
 
 
 @dataclass(frozen=True)
@@ -51,24 +85,7 @@ def load_study_definition(path: str | Path | None = None) -> StudyDefinition:
     path = Path(path) if path is not None else repo_root() / DEFAULT_PATH
     if not path.is_file():
         raise StudyDefinitionError(f"{path}: no such study definition file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        raise StudyDefinitionError(f"{path}: not valid YAML ({error})") from error
-    for key in ("title", "instruction", "criteria"):
-        if not data.get(key):
-            raise StudyDefinitionError(f"{path}: missing {key!r}")
-    criteria = []
-    for index, entry in enumerate(data["criteria"]):
-        missing = [key for key in ("id", "name", "group", "question", "help") if not entry.get(key)]
-        if missing:
-            raise StudyDefinitionError(f"{path}: criterion {index} lacks {', '.join(missing)}")
-        if not _ID.match(str(entry["id"])):
-            raise StudyDefinitionError(f"{path}: criterion id {entry['id']!r} must match {_ID.pattern}")
-        criteria.append(Criterion(**{key: str(entry[key]).strip() for key in
-                                     ("id", "name", "group", "question", "help")}))
-    ids = [criterion.id for criterion in criteria]
-    if len(set(ids)) != len(ids):
-        raise StudyDefinitionError(f"{path}: criterion ids repeat: {ids}")
-    return StudyDefinition(title=str(data["title"]).strip(), instruction=str(data["instruction"]).strip(),
-                           criteria=tuple(criteria), paper_table1=dict(data.get("paper_table1") or {}))
+    study = validated_file(StudyFile, path, StudyDefinitionError, "study definition")
+    return StudyDefinition(title=study.title, instruction=study.instruction,
+                           criteria=tuple(Criterion(**entry.model_dump()) for entry in study.criteria),
+                           paper_table1=study.paper_table1.model_dump() if study.paper_table1 else {})

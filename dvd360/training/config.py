@@ -7,7 +7,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from dvd360.methods import load_variants
+from dvd360.methods import CAPTION_SOURCES, load_variants
+
+MIXED_PRECISIONS = ("no", "fp16", "bf16")  # autocast on a GPU; the CPU runs in fp32
 
 # Settings that change neither the result of a step nor the data order: a checkpoint written
 # under other values of these may be resumed.
@@ -65,10 +67,11 @@ class TrainConfig:
         variants = load_variants()
         if self.variant not in variants:
             raise ValueError(f"unknown variant {self.variant!r}; known: {', '.join(variants)}")
-        if self.captions not in ("fused", "erp", "dataset"):
-            raise ValueError(f"captions must be fused, erp or dataset, got {self.captions!r}")
-        if self.mixed_precision not in ("no", "fp16", "bf16"):
-            raise ValueError(f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
+        if self.captions not in CAPTION_SOURCES:
+            raise ValueError(f"captions must be one of {', '.join(CAPTION_SOURCES)}, got {self.captions!r}")
+        if self.mixed_precision not in MIXED_PRECISIONS:
+            raise ValueError(f"mixed_precision must be one of {', '.join(MIXED_PRECISIONS)}, "
+                             f"got {self.mixed_precision!r}")
         if self.height % 64 or self.width % 64:
             raise ValueError(f"height and width must be multiples of 64, got {self.height}x{self.width}")
         for name in ("condition_dropout", "text_dropout", "max_dropped_fraction"):
