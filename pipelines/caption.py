@@ -16,19 +16,21 @@ from typing import Literal
 from pydantic import Field
 
 from dvd360.atomic import write_json
-from dvd360.captioning import BlipCaptioner, LandmarkCaptioner, caption_clips, make_fuser, write_caption_csvs
-from dvd360.captioning.captioners import CAPTIONERS
+from dvd360.captioning import (BlipCaptioner, LandmarkCaptioner, caption_clips, caption_settings, make_fuser,
+                               write_caption_csvs)
+from dvd360.captioning.captioners import BLIP_MODEL, CAPTIONERS
 from dvd360.config import load_params
 from dvd360.data.web360 import load_prepared
-from dvd360.params_schema import StageSettings, validated_stage_params
+from dvd360.params_schema import Device, StageSettings, validated_stage_params
 from dvd360.provenance import versions
 from dvd360.tracking import log_artifact, log_metrics, stage_run
-
 
 
 class CaptionSettings(StageSettings):
     captioner: Literal[CAPTIONERS]
     view_size: int = Field(gt=0)
+    model: str = Field(default=BLIP_MODEL, min_length=1)  # blip: a hub id or a local folder
+    device: Device = "cpu"
 
 
 def make_captioner(settings: dict, root: Path):
@@ -48,7 +50,7 @@ def main() -> int:
     index = load_prepared(paths["web360"])
     captioner = make_captioner(settings, index.root)
     fuser_name, fuse = make_fuser()
-    identity = {"captioner": captioner.name, "fuser": fuser_name, "view_size": settings["view_size"]}
+    identity = caption_settings(captioner, fuser_name, settings["view_size"])
     inputs = {"scene_metadata": index.root / "metadata.json"} if settings["captioner"] == "landmarks" else {}
     with stage_run("caption", profile=params["profile"], params={**settings, "fuser": fuser_name}):
         result = caption_clips(index.clips, captioner, fuse, progress, identity, view_size=settings["view_size"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -154,3 +155,67 @@ def test_caption_run_reports_failures_and_resumes(tiny_web360, tmp_path):
     fused, erp = read_captions(paths["fused"]), read_captions(paths["erp"])
     assert list(fused) == list(erp) == [c.id for c in index.clips]
     assert fused[index.clips[0].id] == record["fused"] and erp[index.clips[0].id] == record["erp"]
+
+
+def _tiny_blip(folder, seed: int) -> None:
+    """A BLIP-architecture captioning folder as save_pretrained writes it: a small config, a
+    six-word tokenizer and random weights drawn from `seed` (nothing else depends on the seed)."""
+    import torch
+    from transformers import BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
+
+    folder.mkdir(parents=True, exist_ok=True)
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]", "a", "view", "of", "the", "sea"]
+    (folder / "vocab.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
+    layers = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2}
+    config = BlipConfig(projection_dim=16,
+                        text_config={**layers, "vocab_size": len(words), "max_position_embeddings": 16,
+                                     "bos_token_id": 2, "sep_token_id": 3, "pad_token_id": 0},
+                        vision_config={**layers, "image_size": 32, "patch_size": 8})
+    torch.manual_seed(seed)
+    BlipForConditionalGeneration(config).save_pretrained(folder)
+    BlipProcessor(image_processor=BlipImageProcessor(size={"height": 32, "width": 32}),
+                  tokenizer=BertTokenizer(str(folder / "vocab.txt"))).save_pretrained(folder)
+
+
+def test_blip_captions_are_keyed_on_the_weights_not_the_name(tiny_web360, tmp_path, monkeypatch):
+    """Two BLIP folders under one name that differ only in their weights never share captions;
+    a hub id is resolved offline to its cache snapshot, whose content keys the captions."""
+    import huggingface_hub
+
+    from dvd360.captioning import BlipCaptioner, caption_settings
+    from dvd360.captioning.stage import clip_fingerprint
+    from dvd360.data.web360 import index_web360
+    from dvd360.provenance import sha256_of
+
+    clip = index_web360(tiny_web360).clips[0]
+    folder, other = tmp_path / "blip", tmp_path / "blip-seed1"
+    _tiny_blip(folder, seed=0)
+    _tiny_blip(other, seed=1)
+    files = {path.name: sha256_of(path) for path in folder.iterdir()}
+    assert [name for name, sha in files.items() if sha != sha256_of(other / name)] == ["model.safetensors"]
+
+    first = BlipCaptioner(str(folder), max_new_tokens=3, num_beams=1)
+    progress = tmp_path / "progress.jsonl"
+    run = lambda captioner: caption_clips([clip], captioner, template_fuse, progress,  # noqa: E731
+                                          caption_settings(captioner, "template", 32), view_size=32)
+    made = run(first)
+    assert made.resumed == 0 and len(made.records[0]["views"]) == 4 and run(first).resumed == 1
+
+    shutil.rmtree(folder)
+    shutil.copytree(other, folder)  # the same name (and folder), other weights
+    second = BlipCaptioner(str(folder), max_new_tokens=3, num_beams=1)
+    assert second.name == first.name and second.weights_sha256 != first.weights_sha256
+    keys = {clip_fingerprint(caption_settings(c, "template", 32), {}, clip) for c in (first, second)}
+    assert len(keys) == 2 and run(second).resumed == 0
+
+    cache = tmp_path / "hub"
+    repo = cache / "models--someone--tiny-blip"  # the Hugging Face cache layout of hub id someone/tiny-blip
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0" * 40)
+    snapshot = repo / "snapshots" / ("0" * 40)
+    shutil.copytree(other, snapshot)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    hub = BlipCaptioner("someone/tiny-blip", max_new_tokens=3, num_beams=1)
+    assert hub.weights == snapshot and hub.weights_sha256 == second.weights_sha256
+    with pytest.raises(FileNotFoundError, match="someone/absent: not a local folder, and not in the Hugging Face cache"):
+        BlipCaptioner("someone/absent")

@@ -1,7 +1,9 @@
 """Image captioners behind one interface: `caption(images, clip_id) -> one caption per image`.
 
 - `BlipCaptioner` (paper profile): BLIP through transformers
-  (`Salesforce/blip-image-captioning-large`, unconditional captioning, beam search).
+  (`Salesforce/blip-image-captioning-large`, unconditional captioning, beam search), loaded
+  from a local folder or the model's Hugging Face cache snapshot; `weights_sha256` is that
+  folder's content, so captions are keyed on the weights that made them, not on the name.
 - `LandmarkCaptioner` (tiny profile): the synthetic scene's metadata as vocabulary and the image
   as evidence: it names the objects whose colour covers enough of the image. Because it looks
   at the pixels, its captions follow what each perspective view really shows (and, like BLIP,
@@ -19,14 +21,31 @@ import numpy as np
 CAPTIONERS = ("landmarks", "blip")  # params.yaml caption.captioner: LandmarkCaptioner (tiny), BlipCaptioner
 
 BLIP_MODEL = "Salesforce/blip-image-captioning-large"
+BLIP_FILES = ("*.json", "*.txt", "model.safetensors")  # what a hub download fetches: configs, tokenizer, weights
 
 
 class Captioner(Protocol):
-    """Captions a list of uint8 (H, W, 3) RGB images of one clip."""
+    """Captions a list of uint8 (H, W, 3) RGB images of one clip. `weights_sha256`: the content of
+    the weights it runs (None without weights); with `name` it keys the captions."""
 
     name: str
+    weights_sha256: str | None
 
     def caption(self, images: Sequence[np.ndarray], clip_id: str) -> list[str]: ...
+
+
+def model_folder(model: str) -> Path:
+    """The folder a transformers model loads from: `model` when it is a folder, else the hub
+    model's Hugging Face cache snapshot (downloaded first unless HF_HUB_OFFLINE is set)."""
+    if Path(model).is_dir():
+        return Path(model)
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(model, allow_patterns=list(BLIP_FILES)))
+    except Exception as error:  # offline and not cached, no network, no such repo
+        raise FileNotFoundError(f"{model}: not a local folder, and not in the Hugging Face cache "
+                                f"({type(error).__name__}: {error})") from error
 
 
 class BlipCaptioner:
@@ -37,11 +56,15 @@ class BlipCaptioner:
         import torch
         from transformers import BlipForConditionalGeneration, BlipProcessor
 
+        from dvd360.provenance import sha256_of
+
         self.name = f"blip:{model}"
         self.device = device
+        self.weights = model_folder(model)
+        self.weights_sha256 = sha256_of(self.weights)  # configs, tokenizer and weights: what is loaded below
         dtype = torch.float16 if device.startswith("cuda") else torch.float32
-        self.processor = BlipProcessor.from_pretrained(model)
-        self.model = BlipForConditionalGeneration.from_pretrained(model, dtype=dtype).to(device).eval()
+        self.processor = BlipProcessor.from_pretrained(self.weights)
+        self.model = BlipForConditionalGeneration.from_pretrained(self.weights, dtype=dtype).to(device).eval()
         self.generate_kwargs = {"max_new_tokens": max_new_tokens, "num_beams": num_beams, "do_sample": False}
 
     def caption(self, images: Sequence[np.ndarray], clip_id: str) -> list[str]:
@@ -71,6 +94,7 @@ class LandmarkCaptioner:
     """
 
     name = "landmarks"
+    weights_sha256 = None  # no weights: its input, the scene metadata, keys each clip's captions
 
     def __init__(self, scenes: Mapping[str, Mapping], min_fraction: float = 0.002, tolerance: float = 0.08):
         self.scenes = scenes

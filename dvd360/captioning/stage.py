@@ -44,6 +44,13 @@ def caption_clip(video_path: str | Path, clip_id: str, captioner: Captioner,
             "fused": fuse(view_captions), "erp": erp_caption}
 
 
+def caption_settings(captioner: Captioner, fuser: str, view_size: int) -> dict:
+    """The settings that key every clip's captions: the captioner's name and weights' content,
+    the fuser and the view size (px)."""
+    return {"captioner": captioner.name, "captioner_weights_sha256": captioner.weights_sha256, "fuser": fuser,
+            "view_size": view_size}
+
+
 # The code that shapes a caption record (with its transitive dvd360 imports).
 CAPTION_CODE = ("dvd360.captioning",)
 
