@@ -4,27 +4,15 @@ edit exactly the stages whose scripts import that file."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from dvd360.code_deps import package_root, stage_bodies, stage_code_deps
+from dvd360.code_deps import stage_bodies, stage_code_deps
+from repo_support import copy_repository
 
-ROOT = package_root().parent
 pytestmark = pytest.mark.slow
-
-
-def _copy_repository(target: Path) -> None:
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True,
-                           capture_output=True, text=True).stdout.splitlines()
-    for name in files:
-        if name.startswith(("data/", "reports/")) or name == "dvc.lock" or not (ROOT / name).is_file():
-            continue
-        (target / name).parent.mkdir(parents=True, exist_ok=True)
-        (target / name).write_bytes((ROOT / name).read_bytes())
-    subprocess.run(["git", "init", "-q"], cwd=target, check=True)
 
 
 def _placeholders(repo) -> None:
@@ -55,7 +43,7 @@ def _changed(root: Path) -> set[str]:
 def test_dvc_reruns_exactly_what_changed(tmp_path, monkeypatch):
     from dvc.repo import Repo
 
-    _copy_repository(tmp_path)
+    copy_repository(tmp_path)
     monkeypatch.chdir(tmp_path)
     with Repo(str(tmp_path)) as repo:
         _placeholders(repo)
