@@ -141,13 +141,14 @@ def validate_params(params: Mapping[str, Any], path: str | Path = "params.yaml")
 def validated_stage_params(stage: str, params: Mapping[str, Any],
                            model: type[StageSettings] | Mapping[str, type[StageSettings]],
                            path: str | Path = "params.yaml") -> dict[str, Any]:
-    """The active profile's settings of `stage` after checking BOTH profiles' merged settings
-    against `model` (so a typo in the profile not being run is caught too); `model` may map each
-    profile to its own model."""
+    """The active profile's settings of `stage` after checking them, and the other profile's
+    when the file has a section for it (so a typo in the profile not being run is caught too),
+    against `model`; `model` may map each profile to its own model."""
     from dvd360.config import stage_params
 
     found = []
-    for profile in PROFILES:
+    section = params.get(stage) or {}
+    for profile in (p for p in PROFILES if p == params["profile"] or p in section):
         checked = model[profile] if isinstance(model, Mapping) else model
         try:
             checked.model_validate(stage_params(stage, {**params, "profile": profile}))

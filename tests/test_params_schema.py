@@ -111,6 +111,19 @@ def test_bad_stage_values_name_file_key_and_allowed_values(tmp_path, stage, chan
     assert str(path) in str(error.value)
 
 
+def test_a_profile_without_a_section_is_not_checked(tmp_path):
+    """A file that sets up one profile only (a user's own paper run) is valid for that profile; the
+    other profile's section, once present, is checked like the active one."""
+    params = _shipped()
+    del params["generate"]["tiny"]
+    params["profile"] = "paper"
+    settings = validated_stage_params("generate", params, _stage_settings("generate"))
+    assert settings["suite"] == params["generate"]["paper"]["suite"]
+    params["generate"]["tiny"] = {"steps": 0}
+    with pytest.raises(ParamsFileError, match=r"generate\.tiny\.steps"):
+        validated_stage_params("generate", params, _stage_settings("generate"))
+
+
 def test_train_settings_are_train_config_fields():
     import dataclasses
 

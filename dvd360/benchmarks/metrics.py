@@ -6,11 +6,14 @@
 
 What it measures, in one run on one machine:
 - load: the CLIP model's load, and the first batched pass (warm-up), shown apart;
+- the quality metrics' models: MUSIQ and the LAION head at full size with random weights (tiny
+  ones with --quick), so the timings are the real architectures';
 - per metric (each alone, over a few videos after a warm-up, seconds per video): decoding and the
   reference flow (shared by all), CLIP on the ERP and on the views, the CLIP formulas, seam, flow
   estimation, flow agreement; the estimator's self-check (once per size) apart;
-- steady state: the engine (`VideoScorer.score_stream`: prefetching CPU workers, CLIP batched over
-  videos) over all the videos, seconds per video and videos per hour, against the per-video loop
+- steady state: the engine (`VideoScorer.score_stream`: prefetching CPU workers, CLIP and MUSIQ
+  batched over videos) over all the videos, seconds per video and videos per hour; the same
+  without the flow metrics (what the GPU side alone sustains); against the per-video loop
   (decode, then score one video, one at a time) over the same videos, side by side, with the
   largest score difference between the two (0: batching changes no score);
 - CLIP alone batched over videos vs one video per forward; on CUDA the CLIP scores at fp16 and bf16
@@ -41,8 +44,10 @@ from dvd360.metrics.clip_similarity import ClipImages, clip_similarity, erp_embe
 from dvd360.metrics.engine import cpu_executor, extract_many
 from dvd360.metrics.flow_agreement import estimator_error, flow_agreement, rigid_rotation_clip
 from dvd360.metrics.frame_consistency import frame_consistency
+from dvd360.metrics.quality import QualityScorer
 from dvd360.metrics.scoring import VideoInput, VideoScorer, align_reference_flow
 from dvd360.metrics.seam import seam_metrics
+from dvd360.models.feature_nets import QUALITY_KINDS, build_tiny_feature_net, random_paper_state, write_paper_feature_net
 from dvd360.provenance import device_name, versions
 
 PAPER_ARCH = "ViT-L-14-quickgelu/random"
@@ -88,9 +93,22 @@ class Clock:
         return time.perf_counter() - start, result
 
 
-def per_metric(clip, jobs, flow_method: str, clock: Clock, samples: int) -> dict[str, float]:
+def quality_scorer(folder: Path, clip, quick: bool, device: torch.device) -> QualityScorer:
+    """MUSIQ and the LAION head: tiny (--quick) or full size with random weights in the real files' layout."""
+    for kind in QUALITY_KINDS:
+        if quick:
+            build_tiny_feature_net(folder / kind, kind, seed=0)
+        else:
+            torch.save(random_paper_state(kind), folder / f"{kind}.pth")
+            write_paper_feature_net(folder / kind, kind, folder / f"{kind}.pth")
+    return QualityScorer(folder / "musiq", folder / "aesthetic", clip, device)
+
+
+def per_metric(clip, quality: QualityScorer, jobs, flow_method: str, clock: Clock,
+               samples: int) -> dict[str, float]:
     """Seconds per video of each part, alone, averaged over `samples` videos after one warm-up."""
     parts: dict[str, float] = {}
+    musiq_views, musiq_erp, crops = quality.extractors
 
     def add(name, seconds):
         parts[name] = parts.get(name, 0.0) + seconds / samples
@@ -106,6 +124,8 @@ def per_metric(clip, jobs, flow_method: str, clock: Clock, samples: int) -> dict
         reference = align_reference_flow(video.reference_flow, *video.frames.shape[:3])
         flow_seconds, estimated = clock(flow_estimation.estimate_flow, video.frames, flow_method)
         agreement_seconds, _ = clock(flow_agreement, estimated, reference)
+        quality_seconds = {e.name: clock(lambda e=e: e.extract(e.inputs(video.frames)))[0]
+                           for e in quality.extractors}
         if k == 0:
             continue  # warm-up
         add("decode video + reference flow (all metrics)", seconds)
@@ -115,6 +135,10 @@ def per_metric(clip, jobs, flow_method: str, clock: Clock, samples: int) -> dict
         add("end_continuity, seam_ratio (+ _coslat), CPU", seam_seconds)
         add(f"flow_epe_deg, flow_direction_agreement: estimation ({flow_method}, 1 process)", flow_seconds)
         add("flow_epe_deg, flow_direction_agreement: agreement, CPU", agreement_seconds)
+        add("imaging_quality_views: render 4F views + MUSIQ", quality_seconds[musiq_views.name])
+        add("imaging_quality_erp: VBench resize + MUSIQ", quality_seconds[musiq_erp.name])
+        add("aesthetic_quality_erp: VBench centre crops + CLIP (views: the CLIP view embeddings)",
+            quality_seconds[crops.name])
     return parts
 
 
@@ -126,15 +150,20 @@ def largest_difference(a: list[dict], b: list[dict], names=None) -> float:
     return max(abs(x[n] - y[n]) for x, y in zip(a, b) for n in (names or x) if n in x and n in y)
 
 
-def steady_state(clip, jobs, flow_method: str, workers: int, clock: Clock, loop_videos: int) -> dict:
-    """The engine over every job and the per-video loop over the first `loop_videos`, side by side."""
-    scorer = VideoScorer(clip, flow_method)
+def steady_state(clip, quality: QualityScorer, jobs, flow_method: str, workers: int, clock: Clock,
+                 loop_videos: int) -> dict:
+    """The engine over every job (with and without the flow metrics) and the per-video loop over
+    the first `loop_videos`, side by side."""
+    scorer = VideoScorer(clip, flow_method, quality=quality)
+    frame_models = VideoScorer(clip, None, quality=quality)
     scorer.estimator_error(*read_frames(jobs[0][0]).shape[1:3])  # once per size, timed apart
     with cpu_executor(workers) as executor:  # once per run, as in the CLI and the stage
         warm_seconds, _ = clock(lambda: list(scorer.score_stream(jobs[:DISTINCT_FILES], load_job, workers,
                                                                  executor=executor)))
         engine_seconds, batched = clock(lambda: list(scorer.score_stream(jobs, load_job, workers,
                                                                          executor=executor)))
+        models_seconds, _ = clock(lambda: list(frame_models.score_stream(jobs, load_job, workers,
+                                                                        executor=executor)))
 
     def one_by_one():
         out = []
@@ -148,6 +177,7 @@ def steady_state(clip, jobs, flow_method: str, workers: int, clock: Clock, loop_
             "warm_up_seconds (worker start, first batch)": warm_seconds,
             "engine_seconds_per_video": engine_seconds / len(jobs),
             "engine_videos_per_hour": 3600 * len(jobs) / engine_seconds,
+            "engine without flow metrics (decode, seam, CLIP, quality) seconds_per_video": models_seconds / len(jobs),
             "per_video_loop_videos": loop_videos,
             "per_video_loop_seconds_per_video": loop_seconds / loop_videos,
             "per_video_loop_videos_per_hour": 3600 * loop_videos / loop_seconds,
@@ -206,11 +236,13 @@ def run(args) -> dict:
                   "torch_threads": torch.get_num_threads(), "flow_method": args.flow_method,
                   "video": f"{args.frames} frames {args.height}x{2 * args.height}",
                   "load_seconds (CLIP model)": load_seconds}
-        report["per_metric_seconds_per_video"] = per_metric(clip, jobs, args.flow_method, clock, args.samples)
+        quality = quality_scorer(Path(tmp), clip, args.quick, device)
+        report["quality_models"] = {name: info["model"] for name, info in quality.describe().items()}
+        report["per_metric_seconds_per_video"] = per_metric(clip, quality, jobs, args.flow_method, clock, args.samples)
         estimator_seconds, _ = clock(estimator_error, args.height, 2 * args.height, args.flow_method)
         report["estimator self-check seconds (once per size)"] = estimator_seconds
-        report["steady_state"] = steady_state(clip, jobs, args.flow_method, args.workers or os.cpu_count(), clock,
-                                              min(args.loop_videos, len(jobs)))
+        report["steady_state"] = steady_state(clip, quality, jobs, args.flow_method, args.workers or os.cpu_count(),
+                                              clock, min(args.loop_videos, len(jobs)))
         report["clip_batching"] = clip_batching(clip, jobs, clock)
         if device.type == "cuda":
             report["precision_vs_fp32 (largest CLIP score difference, points)"] = precision_gaps(clip, jobs[:8])
