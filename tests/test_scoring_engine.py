@@ -3,6 +3,7 @@ reduced precision stays within its stated tolerance; extractors plug in; shardin
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -52,6 +53,28 @@ def test_order_and_grouping_do_not_change_any_score(clip_dir, videos):
     assert together == alone and backwards == alone  # exactly, not approximately
     assert "flow_epe_deg" in alone[0]["metrics"] and "flow_epe_deg" not in alone[1]["metrics"]
     assert "clip_similarity_erp" not in alone[2]["metrics"] and "frame_consistency_views" in alone[2]["metrics"]
+
+
+def test_flow_agreement_in_the_main_process_gives_the_workers_figures(clip_dir, videos):
+    """With a GPU the workers send both flows back and the main process computes agreement on the
+    GPU; the figures are those computed beside the estimate (here both on CPU: exactly)."""
+    scorer = VideoScorer(load_clip(clip_dir), "ilk", {"radius": 4, "num_warp": 3})
+    assert scorer.cpu.agree and scorer.flow_device.type == "cpu"
+    in_workers = _scores(scorer, videos)
+    scorer.cpu = dataclasses.replace(scorer.cpu, agree=False)
+    assert _scores(scorer, videos) == in_workers
+    assert "(float64)" in scorer.describe()["flow_epe_deg"]["agreement_device"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_flow_agreement_on_the_gpu_matches_the_cpu_within_float64_rounding(videos):
+    on_cpu = _scores(VideoScorer(None, "ilk", {"radius": 4, "num_warp": 3}), videos)
+    scorer = VideoScorer(None, "ilk", {"radius": 4, "num_warp": 3}, flow_device="cuda")
+    assert not scorer.cpu.agree
+    for a, b in zip(on_cpu, _scores(scorer, videos)):
+        assert a["metrics"].keys() == b["metrics"].keys()
+        for name in a["metrics"]:
+            assert a["metrics"][name] == pytest.approx(b["metrics"][name], rel=1e-9, abs=1e-9), name
 
 
 def test_batch_size_changes_scores_only_within_rounding(clip_dir, videos):
@@ -154,4 +177,7 @@ def test_metrics_benchmark_runs_and_batching_changes_no_score(tmp_path):
     report = json.loads(out.read_text())
     assert report["steady_state"]["largest score difference engine vs per-video loop"] == 0
     assert report["steady_state"]["engine_seconds_per_video"] > 0
-    assert len(report["per_metric_seconds_per_video"]) == 7
+    parts = report["per_metric_seconds_per_video"]
+    for metric in ("clip_similarity_erp", "clip_similarity_views", "end_continuity", "flow_epe_deg",
+                   "imaging_quality_views", "imaging_quality_erp", "aesthetic_quality_erp"):
+        assert any(metric in part and seconds > 0 for part, seconds in parts.items()), metric

@@ -10,12 +10,14 @@ What it measures, in one run on one machine:
   ones with --quick), so the timings are the real architectures';
 - per metric (each alone, over a few videos after a warm-up, seconds per video): decoding and the
   reference flow (shared by all), CLIP on the ERP and on the views, the CLIP formulas, seam, flow
-  estimation, flow agreement; the estimator's self-check (once per size) apart;
+  estimation, flow agreement (on CPU, and on the GPU with the largest CPU-GPU difference); the estimator's self-check (once per size) apart;
 - steady state: the engine (`VideoScorer.score_stream`: prefetching CPU workers, CLIP and MUSIQ
   batched over videos) over all the videos, seconds per video and videos per hour; the same
   without the flow metrics (what the GPU side alone sustains); against the per-video loop
   (decode, then score one video, one at a time) over the same videos, side by side, with the
   largest score difference between the two (0: batching changes no score);
+- the set metrics' features (I3D on ERP and cube faces, Inception on views; full-size random
+  weights, tiny with --quick) of every video, and the total per video: engine + these features;
 - CLIP alone batched over videos vs one video per forward; on CUDA the CLIP scores at fp16 and bf16
   against fp32 (the tolerance of reduced precision); the default flow estimator against iLK
   (time and error on the rigid-rotation ground truth) when both exist.
@@ -47,7 +49,7 @@ from dvd360.metrics.frame_consistency import frame_consistency
 from dvd360.metrics.quality import QualityScorer
 from dvd360.metrics.scoring import VideoInput, VideoScorer, align_reference_flow
 from dvd360.metrics.seam import seam_metrics
-from dvd360.models.feature_nets import QUALITY_KINDS, build_tiny_feature_net, random_paper_state, write_paper_feature_net
+from dvd360.models.feature_nets import QUALITY_KINDS, SET_KINDS, build_stand_in_feature_nets
 from dvd360.provenance import device_name, versions
 
 PAPER_ARCH = "ViT-L-14-quickgelu/random"
@@ -95,12 +97,7 @@ class Clock:
 
 def quality_scorer(folder: Path, clip, quick: bool, device: torch.device) -> QualityScorer:
     """MUSIQ and the LAION head: tiny (--quick) or full size with random weights in the real files' layout."""
-    for kind in QUALITY_KINDS:
-        if quick:
-            build_tiny_feature_net(folder / kind, kind, seed=0)
-        else:
-            torch.save(random_paper_state(kind), folder / f"{kind}.pth")
-            write_paper_feature_net(folder / kind, kind, folder / f"{kind}.pth")
+    build_stand_in_feature_nets(folder, QUALITY_KINDS, tiny=quick)
     return QualityScorer(folder / "musiq", folder / "aesthetic", clip, device)
 
 
@@ -123,7 +120,12 @@ def per_metric(clip, quality: QualityScorer, jobs, flow_method: str, clock: Cloc
         seam_seconds, _ = clock(seam_metrics, video.frames)
         reference = align_reference_flow(video.reference_flow, *video.frames.shape[:3])
         flow_seconds, estimated = clock(flow_estimation.estimate_flow, video.frames, flow_method)
-        agreement_seconds, _ = clock(flow_agreement, estimated, reference)
+        agreement_seconds, on_cpu = clock(flow_agreement, estimated, reference)
+        if clip.device.type != "cpu":  # where the engine computes it with a GPU (float64 there too)
+            device_seconds, on_device = clock(flow_agreement, estimated, reference, device=clip.device)
+            gap = max(abs(on_cpu[n] - on_device[n]) for n in on_cpu)
+            parts["flow agreement: largest |CPU - GPU| difference"] = max(gap, parts.get(
+                "flow agreement: largest |CPU - GPU| difference", 0.0))
         quality_seconds = {e.name: clock(lambda e=e: e.extract(e.inputs(video.frames)))[0]
                            for e in quality.extractors}
         if k == 0:
@@ -134,7 +136,10 @@ def per_metric(clip, quality: QualityScorer, jobs, flow_method: str, clock: Cloc
         add("frame_consistency_erp + _views (from the embeddings)", consistency_seconds)
         add("end_continuity, seam_ratio (+ _coslat), CPU", seam_seconds)
         add(f"flow_epe_deg, flow_direction_agreement: estimation ({flow_method}, 1 process)", flow_seconds)
-        add("flow_epe_deg, flow_direction_agreement: agreement, CPU", agreement_seconds)
+        add(f"flow_epe_deg, flow_direction_agreement: agreement, CPU ({torch.get_num_threads()} threads)",
+            agreement_seconds)
+        if clip.device.type != "cpu":
+            add(f"flow_epe_deg, flow_direction_agreement: agreement, {clip.device.type}", device_seconds)
         add("imaging_quality_views: render 4F views + MUSIQ", quality_seconds[musiq_views.name])
         add("imaging_quality_erp: VBench resize + MUSIQ", quality_seconds[musiq_erp.name])
         add("aesthetic_quality_erp: VBench centre crops + CLIP (views: the CLIP view embeddings)",
@@ -184,6 +189,18 @@ def steady_state(clip, quality: QualityScorer, jobs, flow_method: str, workers: 
             "speed-up engine vs per-video loop": (loop_seconds / loop_videos) / (engine_seconds / len(jobs)),
             "largest score difference engine vs per-video loop": largest_difference(
                 scores_of(batched), [r["metrics"] for r in single])}
+
+
+def set_features(folder: Path, jobs, quick: bool, device: torch.device, clock: Clock) -> dict:
+    """The set metrics' features (I3D on the ERP and the cube faces, Inception on the views;
+    `metrics.set_features`, no cache) of every video file: seconds per video after one warm-up."""
+    from dvd360.metrics.set_features import SetFeatureExtractor
+
+    build_stand_in_feature_nets(folder, SET_KINDS, tiny=quick)
+    extractor = SetFeatureExtractor(folder / "i3d", folder / "inception", cache=None, device=str(device))
+    warm_seconds, _ = clock(extractor.features_of_file, jobs[0][0])
+    seconds, _ = clock(lambda: [extractor.features_of_file(video) for video, _ in jobs])
+    return {"videos": len(jobs), "warm_up_seconds": warm_seconds, "seconds_per_video": seconds / len(jobs)}
 
 
 def clip_batching(clip, jobs, clock: Clock) -> dict:
@@ -243,6 +260,10 @@ def run(args) -> dict:
         report["estimator self-check seconds (once per size)"] = estimator_seconds
         report["steady_state"] = steady_state(clip, quality, jobs, args.flow_method, args.workers or os.cpu_count(),
                                               clock, min(args.loop_videos, len(jobs)))
+        report["set_metric_features"] = set_features(Path(tmp) / "set_nets", jobs, args.quick, device, clock)
+        report["total seconds per video (engine + set-metric features)"] = (
+            report["steady_state"]["engine_seconds_per_video"] + report["set_metric_features"]["seconds_per_video"])
+        report["total videos per hour"] = 3600 / report["total seconds per video (engine + set-metric features)"]
         report["clip_batching"] = clip_batching(clip, jobs, clock)
         if device.type == "cuda":
             report["precision_vs_fp32 (largest CLIP score difference, points)"] = precision_gaps(clip, jobs[:8])

@@ -8,7 +8,7 @@
 Per video, each measured alone (after one warm-up call on the same video): `i3d_erp` (what
 fvd_erp adds), `i3d_cube` (fvd_cubemap: 6 faces rendered + 6 I3D clips), `inception_views`
 (shared by fid_views and kid_views: 4F views rendered + Inception); rendering and network shown
-apart. Then the set statistics from random features of the real dimensions (16 generated vs
+apart (on a GPU: rendered there, with the largest feature difference against CPU rendering). Then the set statistics from random features of the real dimensions (16 generated vs
 `--reference` reference videos): each metric's value with `--resamples` bootstrap resamples.
 Random weights cost what real weights cost (same architecture, same shapes).
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,7 +25,7 @@ import torch
 from dvd360.data.synthetic import make_scene, render_clip
 from dvd360.metrics import set_features as sf
 from dvd360.metrics.set_metrics import set_metrics
-from dvd360.models.feature_nets import SET_KINDS, build_tiny_feature_net, random_paper_state, write_paper_feature_net
+from dvd360.models.feature_nets import SET_KINDS, build_stand_in_feature_nets
 from dvd360.provenance import device_name
 
 
@@ -35,18 +34,9 @@ def _timed(fn, repeats: int = 1) -> tuple[float, object]:
     start = time.perf_counter()
     for _ in range(repeats):
         out = fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()  # a GPU result is complete before the clock stops
     return (time.perf_counter() - start) / repeats, out
-
-
-def _feature_dirs(root: Path, quick: bool) -> Path:
-    for kind in SET_KINDS:
-        if quick:
-            build_tiny_feature_net(root / kind, kind, seed=0)
-        else:
-            weights = root / f"{kind}.pt"
-            torch.save(random_paper_state(kind), weights)
-            write_paper_feature_net(root / kind, kind, weights)
-    return root
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -62,11 +52,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"device {device_name() if device != 'cpu' else 'cpu'} ({torch.get_num_threads()} threads); "
           f"video {frames}x{height}x{2 * height}; nets: {'tiny stand-ins' if args.quick else 'real architectures'}")
     with tempfile.TemporaryDirectory() as tmp:
-        root = _feature_dirs(Path(tmp), args.quick)
+        root = build_stand_in_feature_nets(tmp, SET_KINDS, tiny=args.quick)
         extractor = sf.SetFeatureExtractor(root / "i3d", root / "inception", cache=None, device=device)
         steps = {"i3d_erp": (lambda: sf.i3d_input(sf.erp_clip(video)), "i3d"),
-                 "i3d_cube": (lambda: sf.i3d_input(sf.cube_clips(video)), "i3d"),
-                 "inception_views": (lambda: sf.view_images(video), "inception")}
+                 "i3d_cube": (lambda: sf.i3d_input(sf.cube_clips(video, device)), "i3d"),
+                 "inception_views": (lambda: sf.view_images(video, device), "inception")}
         total = 0.0
         for name, (prepare, kind) in steps.items():
             prep_s, inputs = _timed(prepare)
@@ -75,6 +65,13 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name:16s} {prep_s + net_s:8.2f} s/video  (rendering {prep_s:.2f} s, network {net_s:.2f} s, "
                   f"features {tuple(out.shape)})")
         print(f"{'all features':16s} {total:8.2f} s/video")
+        if device != "cpu":  # the renderings on the GPU against those on the CPU, through the same network
+            for name, (prepare, kind) in steps.items():
+                on_device = extractor._run(kind, prepare())
+                on_cpu = extractor._run(kind, sf.i3d_input(sf.cube_clips(video)) if name == "i3d_cube"
+                                        else sf.view_images(video) if name == "inception_views" else prepare())
+                gap = np.abs(on_device - on_cpu).max() / max(np.abs(on_cpu).max(), 1e-12)
+                print(f"{name:16s} features rendered on {device} vs cpu: largest difference {gap:.2e} of the largest")
     rng = np.random.default_rng(0)
 
     def videos(n):

@@ -60,11 +60,13 @@ FLOW_FACTORS = ("flow_scale", "flow_reference_scale")  # per-video factors, reco
 CACHE_ENV = "DVD360_CACHE_DIR"
 
 
-def _check(estimated, reference) -> tuple[torch.Tensor, torch.Tensor]:
-    est = torch.as_tensor(np.asarray(estimated, dtype=np.float32))
-    ref = torch.as_tensor(np.asarray(reference, dtype=np.float32))
+def _check(estimated, reference, device: str | torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two flows' F - 1 real frames as float64 tensors on `device` (default: where they are)."""
+    est, ref = (torch.as_tensor(np.asarray(f, dtype=np.float32) if not torch.is_tensor(f) else f)
+                for f in (estimated, reference))
     if est.shape != ref.shape or est.dim() != 4 or est.shape[-1] != 2 or est.shape[0] < 2:
         raise ValueError(f"flows must both be (F >= 2, H, W, 2); got {tuple(est.shape)} and {tuple(ref.shape)}")
+    est, ref = (f.to(device if device is not None else f.device, torch.float32) for f in (est, ref))
     for name, flow in (("estimated", est), ("reference", ref)):
         bad = int((~torch.isfinite(flow)).sum())
         if bad:  # a NaN/inf would turn a metric into NaN or a fake 0, never an honest figure
@@ -74,7 +76,8 @@ def _check(estimated, reference) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _weighted_mean(values: torch.Tensor, mask: torch.Tensor | None = None) -> float:
     """cos-lat weighted mean of (F, H, W) values over the pixels in `mask` (all if None)."""
-    weights = pixel_row_weights(values.shape[1], dtype=torch.float64)[None, :, None].expand_as(values)
+    weights = pixel_row_weights(values.shape[1], device=values.device,
+                                dtype=torch.float64)[None, :, None].expand_as(values)
     if mask is not None:
         weights = weights * mask
     total = weights.sum()
@@ -83,59 +86,71 @@ def _weighted_mean(values: torch.Tensor, mask: torch.Tensor | None = None) -> fl
     return float((weights * values).sum() / total)
 
 
-def flow_epe_deg(estimated, reference) -> float:
-    """Cos-lat weighted mean angular end-point error in degrees on the sphere."""
-    est, ref = _check(estimated, reference)
-    return _weighted_mean(endpoint_angle_deg(est, ref))
-
-
 def _scale(est: torch.Tensor, ref: torch.Tensor) -> float:
     """max(0, sum w t_est.t_ref / sum w |t_est|^2): the factor on `est` that best matches `ref`."""
     t_est, t_ref = tangent_components(est), tangent_components(ref)
-    weights = pixel_row_weights(est.shape[1], dtype=torch.float64)[None, :, None]
+    weights = pixel_row_weights(est.shape[1], device=est.device, dtype=torch.float64)[None, :, None]
     denominator = float((weights * t_est.square().sum(-1)).sum())
     if denominator <= 0:
         return float("nan")
     return max(0.0, float((weights * (t_est * t_ref).sum(-1)).sum()) / denominator)
 
 
-def flow_agreement_unknown_speed(estimated, reference) -> dict[str, float]:
-    """The `SCALE_FREE` figures (and ``flow_scale``) against a reference known only up to a
-    scale per frame, each frame first brought to the video's speed by k*_t (module doc)."""
-    est, ref = _check(estimated, reference)
-    scales = np.array([_scale(ref[t:t + 1], est[t:t + 1]) for t in range(len(ref))])
-    usable = np.isfinite(scales) & (scales > 0)  # a still or opposed frame keeps its units
-    factors = np.where(usable, scales, 1.0)
-    reference = np.asarray(reference, dtype=np.float32).copy()
-    reference[:-1] *= factors[:, None, None, None].astype(np.float32)
-    reference[-1] = reference[-2]
-    scores = {name: value for name, value in flow_agreement(estimated, reference).items()
-              if name in SCALE_FREE or name == "flow_scale"}
-    return {**scores, "flow_reference_scale": float(scales[usable].mean()) if usable.any() else float("nan")}
+def _epe(est: torch.Tensor, ref: torch.Tensor) -> float:
+    return _weighted_mean(endpoint_angle_deg(est, ref))
 
 
-def flow_epe_deg_scaled(estimated, reference) -> tuple[float, float]:
-    """(EPE in degrees after the least-squares scale s*, s*) (module doc); (NaN, NaN) for a still estimate."""
-    est, ref = _check(estimated, reference)
+def _epe_scaled(est: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
     scale = _scale(est, ref)
     if not math.isfinite(scale):
         return float("nan"), float("nan")
     return _weighted_mean(endpoint_angle_deg(est * scale, ref)), scale
 
 
-def flow_direction_agreement(estimated, reference, min_motion_px: float = MIN_MOTION_PX) -> float:
-    """Cos-lat weighted mean direction cosine over pixels where the reference moves (see module doc)."""
-    est, ref = _check(estimated, reference)
+def _direction(est: torch.Tensor, ref: torch.Tensor, min_motion_px: float) -> float:
     moving = torch.linalg.vector_norm(tangent_components(ref), dim=-1) >= min_motion_px * math.pi / ref.shape[1]
     cosine = torch.nan_to_num(direction_cosine(est, ref), nan=0.0)
     return _weighted_mean(cosine, moving.double())
 
 
-def flow_agreement(estimated, reference) -> dict[str, float]:
-    """Every flow figure keyed by its metric name, and the speed factor as ``flow_scale``."""
-    scaled, scale = flow_epe_deg_scaled(estimated, reference)
-    return {"flow_epe_deg": flow_epe_deg(estimated, reference), "flow_epe_deg_scaled": scaled,
-            "flow_direction_agreement": flow_direction_agreement(estimated, reference), "flow_scale": scale}
+def _agreement(est: torch.Tensor, ref: torch.Tensor) -> dict[str, float]:
+    scaled, scale = _epe_scaled(est, ref)
+    return {"flow_epe_deg": _epe(est, ref), "flow_epe_deg_scaled": scaled,
+            "flow_direction_agreement": _direction(est, ref, MIN_MOTION_PX), "flow_scale": scale}
+
+
+def flow_epe_deg(estimated, reference, device: str | torch.device | None = None) -> float:
+    """Cos-lat weighted mean angular end-point error in degrees on the sphere."""
+    return _epe(*_check(estimated, reference, device))
+
+
+def flow_epe_deg_scaled(estimated, reference, device: str | torch.device | None = None) -> tuple[float, float]:
+    """(EPE in degrees after the least-squares scale s*, s*) (module doc); (NaN, NaN) for a still estimate."""
+    return _epe_scaled(*_check(estimated, reference, device))
+
+
+def flow_direction_agreement(estimated, reference, min_motion_px: float = MIN_MOTION_PX,
+                             device: str | torch.device | None = None) -> float:
+    """Cos-lat weighted mean direction cosine over pixels where the reference moves (see module doc)."""
+    return _direction(*_check(estimated, reference, device), min_motion_px)
+
+
+def flow_agreement(estimated, reference, device: str | torch.device | None = None) -> dict[str, float]:
+    """Every flow figure keyed by its metric name, and the speed factor as ``flow_scale``; computed
+    in float64 on `device` (numpy or torch inputs; default: where the inputs are, CPU for numpy)."""
+    return _agreement(*_check(estimated, reference, device))
+
+
+def flow_agreement_unknown_speed(estimated, reference, device: str | torch.device | None = None) -> dict[str, float]:
+    """The `SCALE_FREE` figures (and ``flow_scale``) against a reference known only up to a
+    scale per frame, each frame first brought to the video's speed by k*_t (module doc)."""
+    est, ref = _check(estimated, reference, device)
+    scales = np.array([_scale(ref[t:t + 1], est[t:t + 1]) for t in range(len(ref))])
+    usable = np.isfinite(scales) & (scales > 0)  # a still or opposed frame keeps its units
+    factors = torch.as_tensor(np.where(usable, scales, 1.0), dtype=torch.float32, device=ref.device)
+    ref = (ref.float() * factors[:, None, None, None]).double()  # float32 product, as the flows are stored
+    scores = {name: value for name, value in _agreement(est, ref).items() if name in SCALE_FREE or name == "flow_scale"}
+    return {**scores, "flow_reference_scale": float(scales[usable].mean()) if usable.any() else float("nan")}
 
 
 def _texture(directions: torch.Tensor, seed: int, waves: int = 24) -> torch.Tensor:

@@ -87,14 +87,30 @@ class VideoInput:
     detections: dict = field(default_factory=dict)
 
 
+class FlowPair(NamedTuple):
+    """A video's estimated flow and its reference flow aligned to it (F, H, W, 2), and whether the
+    reference's speed is unknown (a flow_vis video: `flow_agreement_unknown_speed`)."""
+
+    estimated: np.ndarray
+    reference: np.ndarray
+    relative: bool
+
+    def agreement(self, device: str | torch.device | None = None) -> dict[str, float]:
+        """The flow figures of the pair, computed in float64 on `device`."""
+        agree = flow_agreement_unknown_speed if self.relative else flow_agreement
+        return agree(self.estimated, self.reference, device=device)
+
+
 @dataclass
 class Prepared:
-    """A video after the CPU part of scoring: its frames (for the GPU part), prompt, CPU metrics."""
+    """A video after the CPU part of scoring: its frames (for the GPU part), prompt, CPU metrics,
+    and its flows when their agreement is left to the main process (`CpuMetrics.agree`)."""
 
     frames: np.ndarray
     prompt: str | None
     metrics: dict[str, float]
     detections: dict = field(default_factory=dict)
+    flows: FlowPair | None = None
 
 
 class Scored(NamedTuple):
@@ -107,22 +123,25 @@ class Scored(NamedTuple):
 
 @dataclass(frozen=True)
 class CpuMetrics:
-    """The metrics computed on the CPU from the frames and the reference flow: seam, flow agreement.
-    Holds no model, so it pickles into the engine's worker processes."""
+    """The metrics computed on the CPU from the frames and the reference flow: seam, flow estimation
+    and, with `agree`, flow agreement (else the flows are returned for the GPU). Holds no model, so
+    it pickles into the engine's worker processes."""
 
     flow_method: str | None = DEFAULT_METHOD
     flow_options: dict = field(default_factory=dict)
+    agree: bool = True
 
-    def __call__(self, video: VideoInput) -> dict[str, float]:
+    def __call__(self, video: VideoInput) -> tuple[dict[str, float], FlowPair | None]:
         frames = np.asarray(video.frames)
         metrics: dict[str, float] = dict(seam_metrics(frames))
-        if self.flow_method is not None and video.reference_flow is not None:
-            reference = align_reference_flow(video.reference_flow, *frames.shape[:3])
-            estimated = estimate_flow(frames, self.flow_method, **self.flow_options)
-            relative = (video.detections.get("flow_encoding") or {}).get("magnitude") == "relative"
-            agree = flow_agreement_unknown_speed if relative else flow_agreement  # flow_vis: speed unknown
-            metrics.update(agree(estimated, reference))
-        return metrics
+        if self.flow_method is None or video.reference_flow is None:
+            return metrics, None
+        pair = FlowPair(estimate_flow(frames, self.flow_method, **self.flow_options),
+                        align_reference_flow(video.reference_flow, *frames.shape[:3]),
+                        (video.detections.get("flow_encoding") or {}).get("magnitude") == "relative")
+        if not self.agree:
+            return metrics, pair
+        return {**metrics, **pair.agreement()}, None
 
 
 def as_video(job: VideoInput) -> VideoInput:
@@ -133,12 +152,18 @@ def as_video(job: VideoInput) -> VideoInput:
 def prepare_job(load: Callable[[Any], VideoInput], cpu_metrics: CpuMetrics, job: Any) -> Prepared:
     """The CPU part of one job, run ahead on the engine's executor: load (decode) it, CPU metrics."""
     video = load(job)
-    return Prepared(np.asarray(video.frames), video.prompt, cpu_metrics(video), video.detections)
+    metrics, flows = cpu_metrics(video)
+    return Prepared(np.asarray(video.frames), video.prompt, metrics, video.detections, flows)
 
 
 class VideoScorer:
     """Scores ERP videos; `clip=None` skips the CLIP metrics, `flow_method=None` the flow ones,
     `quality=None` the quality ones (`metrics.quality`; they need the CLIP).
+
+    `flow_device`: where flow agreement (float64) runs; default the CLIP's device (CPU without
+    CLIP). On CPU it runs in the worker processes beside the flow estimate; on a GPU the
+    workers send both flows back and the main process computes it there (13 s single-threaded
+    at 16x512x1024, a few ms on an H200), with the same figures within float64 rounding.
 
     `extractors`: more frame models (`metrics.engine.FeatureExtractor`) run in the same batched
     loop; their features come back per video under result["features"][name].
@@ -146,11 +171,14 @@ class VideoScorer:
 
     def __init__(self, clip: ClipModel | None, flow_method: str | None = DEFAULT_METHOD,
                  flow_options: dict | None = None,
-                 extractors: Sequence[FeatureExtractor] = (), quality: QualityScorer | None = None):
+                 extractors: Sequence[FeatureExtractor] = (), quality: QualityScorer | None = None,
+                 flow_device: str | torch.device | None = None):
         if quality is not None and clip is None:
             raise ValueError("the quality metrics need the CLIP model (the aesthetic head reads its embeddings)")
         self.clip, self.quality = clip, quality
-        self.cpu = CpuMetrics(flow_method, dict(flow_options or {}))
+        self.flow_device = torch.device(flow_device) if flow_device is not None else (
+            clip.device if clip is not None else torch.device("cpu"))
+        self.cpu = CpuMetrics(flow_method, dict(flow_options or {}), agree=self.flow_device.type == "cpu")
         self.extra_extractors = list(extractors)
         self.extractors = (([ClipImages(clip)] if clip is not None else [])
                            + (list(quality.extractors) if quality is not None else []) + self.extra_extractors)
@@ -197,6 +225,7 @@ class VideoScorer:
             device = device_label(self.flow_options.get("device", "cpu")) if self.flow_method == "raft" else "cpu"
             for name in ("flow_epe_deg", "flow_epe_deg_scaled", "flow_direction_agreement"):
                 info[name]["device"] = device
+                info[name]["agreement_device"] = f"{device_label(self.flow_device)} (float64)"
                 info[name]["estimator"] = describe_estimator(self.flow_method, **self.flow_options)
                 info[name]["estimator_error"] = {
                     size: {"flow_epe_deg": err["flow_epe_deg"], "flow_direction_agreement":
@@ -268,6 +297,8 @@ class VideoScorer:
         features = {e.name: extract_many(e, [inputs[e.name] for _, _, inputs in pending]) for e in self.extractors}
         for k, (job, prepared, _) in enumerate(pending):
             metrics, truncated = dict(prepared.metrics), None
+            if prepared.flows is not None:
+                metrics.update(prepared.flows.agreement(self.flow_device))
             if self.clip is not None:
                 erp, views = ClipImages.split(features[ClipImages.name][k])
                 metrics["frame_consistency_erp"] = frame_consistency(erp)

@@ -209,6 +209,20 @@ def random_paper_state(kind: str, seed: int = 0) -> dict[str, torch.Tensor]:
     return {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}
 
 
+def build_stand_in_feature_nets(root: str | Path, kinds: tuple[str, ...], tiny: bool, seed: int = 0) -> Path:
+    """Folders root/<kind> of random-weight nets for benchmarks: the tiny ones, or the real
+    architectures at full size in the real files' layout (`random_paper_state`). Returns root."""
+    root = Path(root)
+    for kind in kinds:
+        if tiny:
+            build_tiny_feature_net(root / kind, kind, seed=seed)
+        else:
+            weights = root / f"{kind}{Path(PAPER_FILES[kind]).suffix}"
+            torch.save(random_paper_state(kind, seed=seed), weights)
+            write_paper_feature_net(root / kind, kind, weights)
+    return root
+
+
 def feature_net_info(folder: str | Path) -> dict:
     """The folder's `features.json`; a clear error when the folder is not a feature-net folder."""
     path = Path(folder) / INFO_FILE
