@@ -243,31 +243,40 @@ def run(args) -> dict:
     device = torch.device(args.device) if args.device != "auto" else torch.device(
         "cuda" if torch.cuda.is_available() else "cpu")
     clock = Clock(device)
+    report: dict = {}
+
+    def put(key: str, value) -> None:  # printed as it comes: a run cut short still shows its figures
+        report[key] = value
+        _print({key: value})
+
     with tempfile.TemporaryDirectory() as tmp:
         spec = build_tiny_clip(f"{tmp}/clip") if args.quick else PAPER_ARCH
         load_seconds, clip = clock(load_clip, spec, device=device, precision=args.precision,
                                    batch_size=args.batch_size)
         jobs = write_videos(Path(tmp), args.videos, args.frames, args.height, 2 * args.height)
-        report = {"clip": clip.name, "clip_device": str(device), "precision": clip.precision,
-                  "batch_size": clip.batch_size, "device": device_name(), "cpu_cores": os.cpu_count(),
-                  "torch_threads": torch.get_num_threads(), "flow_method": args.flow_method,
-                  "video": f"{args.frames} frames {args.height}x{2 * args.height}",
-                  "load_seconds (CLIP model)": load_seconds}
+        for key, value in {"clip": clip.name, "clip_device": str(device), "precision": clip.precision,
+                           "batch_size": clip.batch_size, "device": device_name(), "cpu_cores": os.cpu_count(),
+                           "torch_threads": torch.get_num_threads(), "flow_method": args.flow_method,
+                           "video": f"{args.frames} frames {args.height}x{2 * args.height}",
+                           "load_seconds (CLIP model)": load_seconds}.items():
+            put(key, value)
         quality = quality_scorer(Path(tmp), clip, args.quick, device)
-        report["quality_models"] = {name: info["model"] for name, info in quality.describe().items()}
-        report["per_metric_seconds_per_video"] = per_metric(clip, quality, jobs, args.flow_method, clock, args.samples)
-        estimator_seconds, _ = clock(estimator_error, args.height, 2 * args.height, args.flow_method)
-        report["estimator self-check seconds (once per size)"] = estimator_seconds
-        report["steady_state"] = steady_state(clip, quality, jobs, args.flow_method, args.workers or os.cpu_count(),
-                                              clock, min(args.loop_videos, len(jobs)))
-        report["set_metric_features"] = set_features(Path(tmp) / "set_nets", jobs, args.quick, device, clock)
-        report["total seconds per video (engine + set-metric features)"] = (
-            report["steady_state"]["engine_seconds_per_video"] + report["set_metric_features"]["seconds_per_video"])
-        report["total videos per hour"] = 3600 / report["total seconds per video (engine + set-metric features)"]
-        report["clip_batching"] = clip_batching(clip, jobs, clock)
+        put("quality_models", {name: info["model"] for name, info in quality.describe().items()})
+        put("per_metric_seconds_per_video", per_metric(clip, quality, jobs, args.flow_method, clock, args.samples))
+        put("estimator self-check seconds (once per size)",
+            clock(estimator_error, args.height, 2 * args.height, args.flow_method)[0])
+        engine = steady_state(clip, quality, jobs, args.flow_method, args.workers or os.cpu_count(), clock,
+                              min(args.loop_videos, len(jobs)))
+        put("steady_state", engine)
+        features = set_features(Path(tmp) / "set_nets", jobs, args.quick, device, clock)
+        put("set_metric_features", features)
+        total = engine["engine_seconds_per_video"] + features["seconds_per_video"]
+        put("total seconds per video (engine + set-metric features)", total)
+        put("total videos per hour", 3600 / total)
+        put("clip_batching", clip_batching(clip, jobs, clock))
         if device.type == "cuda":
-            report["precision_vs_fp32 (largest CLIP score difference, points)"] = precision_gaps(clip, jobs[:8])
-        report["estimators"] = estimators(jobs[0], args.height, 2 * args.height, args.flow_method, clock)
+            put("precision_vs_fp32 (largest CLIP score difference, points)", precision_gaps(clip, jobs[:8]))
+        put("estimators", estimators(jobs[0], args.height, 2 * args.height, args.flow_method, clock))
     report["versions"] = versions()
     return report
 
@@ -304,7 +313,6 @@ def main(argv: list[str] | None = None) -> None:
     args.frames = args.frames or (8 if args.quick else 16)
     args.height = args.height or (64 if args.quick else 512)
     report = run(args)
-    _print(report)
     if args.json:
         from dvd360.atomic import write_json
 

@@ -166,7 +166,8 @@ class SetFeatureExtractor:
         result = {}
         for name, kind in FEATURE_SETS.items():
             parts = {"feature_set": name, "video": key, "model_sha256": self.model_sha256[kind],
-                     "preprocessing": PREPROCESSING[name], "code_sha256": CODE_SHA256}
+                     "preprocessing": PREPROCESSING[name], "code_sha256": CODE_SHA256,
+                     "render_device": torch.device(self.device).type}  # GPU views differ in the last uint8 level
             result[name] = (compute(name) if self.cache is None
                             else self.cache.get_or_compute(parts, lambda name=name: compute(name)))
         return result

@@ -213,6 +213,7 @@ def build_stand_in_feature_nets(root: str | Path, kinds: tuple[str, ...], tiny: 
     """Folders root/<kind> of random-weight nets for benchmarks: the tiny ones, or the real
     architectures at full size in the real files' layout (`random_paper_state`). Returns root."""
     root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
     for kind in kinds:
         if tiny:
             build_tiny_feature_net(root / kind, kind, seed=seed)
