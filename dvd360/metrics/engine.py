@@ -12,7 +12,8 @@
   N model inputs on the device, `extract(batch)` maps a fixed-size batch to features (B, D).
 - Prefetch: `prefetch(fn, jobs, executor, depth)` runs the CPU part of each job (decode, flow,
   seam) ahead of the GPU part on an executor made once per run (`cpu_executor`: one thread, or
-  a pool of spawned processes), at most `depth` jobs in flight, results in job order.
+  a pool of spawned processes), at most `depth` jobs in flight, results in job order; large
+  arrays come back from the workers in shared memory (`shared`).
 - Data parallel (`torch.distributed`, started by torchrun or accelerate launch): `shard` gives
   rank r the jobs i with i % world == r, `gather_ordered` brings every rank's results to rank 0
   in the single-process order. Objects travel over gloo (CPU) even when the compute runs on
@@ -21,14 +22,18 @@
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
+import shutil
 from collections import deque
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence, TypeVar
 
+import numpy as np
 import torch
+import torch.multiprocessing  # noqa: F401 (registers the shared-memory pickling of tensors, see `shared`)
 
 Job = TypeVar("Job")
 _END = object()
@@ -123,6 +128,27 @@ def cpu_executor(workers: int) -> Iterator[Executor]:
                                        initializer=_one_thread_each)
     with executor:
         yield executor
+
+
+SHARED_MEMORY = "/dev/shm"
+SHARED_MEMORY_ROOM = 8 << 30  # bytes free there before arrays travel through it: 32 jobs in flight at 160 MB
+
+
+@functools.cache
+def _shared_memory_has_room() -> bool:
+    try:
+        return shutil.disk_usage(SHARED_MEMORY).free >= SHARED_MEMORY_ROOM
+    except OSError:
+        return False
+
+
+def shared(array: np.ndarray) -> torch.Tensor | np.ndarray:
+    """`array` as a CPU tensor (no copy), which a `cpu_executor` worker returns through shared
+    memory (torch.multiprocessing's pickling, as DataLoader workers do) instead of the result
+    pipe: measured on 2 cores, a video's frames and two flows (160 MB at 16x512x1024) take
+    0.80 s through the pipe, 0.21 s this way. Where /dev/shm is small (containers default to
+    64 MB) the array itself is returned. Callers read either with np.asarray or torch.as_tensor."""
+    return torch.from_numpy(np.ascontiguousarray(array)) if _shared_memory_has_room() else array
 
 
 class JobError(Exception):

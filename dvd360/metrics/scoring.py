@@ -30,7 +30,7 @@ from dvd360.geometry.rotation import roll_longitude, wrap_dx
 from dvd360.metrics.clip_model import ClipModel
 from dvd360.metrics.clip_similarity import VIEW_FOV_DEG, VIEW_LONS, ClipImages, clip_similarity
 from dvd360.metrics.engine import (FeatureExtractor, cpu_executor, device_label, extract_many, gather_ordered,
-                                   init_distributed, prefetch, shard)
+                                   init_distributed, prefetch, shard, shared)
 from dvd360.metrics.flow_agreement import (FLOW_FACTORS, MIN_MOTION_PX, estimator_error, flow_agreement,
                                            flow_agreement_unknown_speed)
 from dvd360.metrics.frame_consistency import frame_consistency
@@ -91,8 +91,8 @@ class FlowPair(NamedTuple):
     """A video's estimated flow and its reference flow aligned to it (F, H, W, 2), and whether the
     reference's speed is unknown (a flow_vis video: `flow_agreement_unknown_speed`)."""
 
-    estimated: np.ndarray
-    reference: np.ndarray
+    estimated: np.ndarray | torch.Tensor
+    reference: np.ndarray | torch.Tensor
     relative: bool
 
     def agreement(self, device: str | torch.device | None = None) -> dict[str, float]:
@@ -104,9 +104,10 @@ class FlowPair(NamedTuple):
 @dataclass
 class Prepared:
     """A video after the CPU part of scoring: its frames (for the GPU part), prompt, CPU metrics,
-    and its flows when their agreement is left to the main process (`CpuMetrics.agree`)."""
+    and its flows when their agreement is left to the main process (`CpuMetrics.agree`); the
+    arrays as `engine.shared` returns them (read them with np.asarray)."""
 
-    frames: np.ndarray
+    frames: np.ndarray | torch.Tensor
     prompt: str | None
     metrics: dict[str, float]
     detections: dict = field(default_factory=dict)
@@ -153,7 +154,9 @@ def prepare_job(load: Callable[[Any], VideoInput], cpu_metrics: CpuMetrics, job:
     """The CPU part of one job, run ahead on the engine's executor: load (decode) it, CPU metrics."""
     video = load(job)
     metrics, flows = cpu_metrics(video)
-    return Prepared(np.asarray(video.frames), video.prompt, metrics, video.detections, flows)
+    if flows is not None:
+        flows = flows._replace(estimated=shared(flows.estimated), reference=shared(flows.reference))
+    return Prepared(shared(np.asarray(video.frames)), video.prompt, metrics, video.detections, flows)
 
 
 class VideoScorer:
@@ -255,7 +258,8 @@ class VideoScorer:
         pending: list[tuple[Any, Prepared, dict[str, torch.Tensor]]] = []
         with nullcontext(executor) if executor is not None else cpu_executor(workers) as executor:
             for job, prepared in prefetch(partial(prepare_job, load, self.cpu), jobs, executor, depth):
-                pending.append((job, prepared, {e.name: e.inputs(prepared.frames) for e in self.extractors}))
+                frames = np.asarray(prepared.frames)
+                pending.append((job, prepared, {e.name: e.inputs(frames) for e in self.extractors}))
                 if self._group_is_full(pending):
                     yield from self._finish(pending)
                     pending = []
