@@ -25,7 +25,8 @@ from dvd360.data.flow_estimation import METHODS
 from dvd360.data.web360 import load_prepared
 from dvd360.fingerprint import code_sha256, content_sha256
 from dvd360.metrics.clip_model import BATCH, PRECISIONS, load_clip
-from dvd360.metrics.generations import TINY_NOTE, score_generations, summarize_records
+from dvd360.metrics.engine import world
+from dvd360.metrics.generations import TINY_NOTE, generation_videos, score_generations, summarize_records
 from dvd360.metrics.quality import QualityScorer
 from dvd360.metrics.reference_set import SPLITS, reference_clip_ids
 from dvd360.metrics.scoring import VideoScorer
@@ -94,18 +95,27 @@ def main() -> None:
         if out.is_file():
             previous[method] = {r["video"]: r for r in json.loads(out.read_text(encoding="utf-8")).get("videos", [])}
     workers = int(params.get("workers", 1)) or os.cpu_count() or 1
-    by_method = score_generations(scorer, {m: generations / m for m in methods}, clips, settings, previous, workers,
-                                  keep_repeats=settings["keep_repeats"])
+    seed, resamples = int(params["seed"]), int(params["bootstrap_resamples"])
+    # Set metrics (FVD, FID/KID) against the reference clips of the prepared dataset (features
+    # cached), on rank 0; the generated videos' features are extracted while the engine runs.
+    reference = params["reference"]
+    set_scorer = None
+    if world()[0] == 0:
+        set_scorer = SetScorer(params["features"], params["feature_cache"], params.get("device", "auto"), seed=seed,
+                               n_resamples=int(params["set_bootstrap_resamples"]))
+        set_scorer.use_reference([clips[i].video_path for i in reference_clip_ids(clips, reference["split"])],
+                                 reference.get("frames"), int(reference.get("stride", 1)),
+                                 source=f"{params['prepared']} ({reference['split']} split)")
+        set_scorer.start([video for m in methods for video in generation_videos(generations / m)])
+    try:
+        by_method = score_generations(scorer, {m: generations / m for m in methods}, clips, settings, previous, workers,
+                                      keep_repeats=settings["keep_repeats"])
+    except BaseException:
+        if set_scorer is not None:
+            set_scorer.close()  # a failed run does not wait for the background features
+        raise
     if by_method is None:
         return  # a torchrun rank other than 0: rank 0 writes every rank's records
-    seed, resamples = int(params["seed"]), int(params["bootstrap_resamples"])
-    # Set metrics (FVD, FID/KID) against the reference clips of the prepared dataset (features cached).
-    reference = params["reference"]
-    set_scorer = SetScorer(params["features"], params["feature_cache"], params.get("device", "auto"), seed=seed,
-                           n_resamples=int(params["set_bootstrap_resamples"]))
-    set_scorer.use_reference([clips[i].video_path for i in reference_clip_ids(clips, reference["split"])],
-                             reference.get("frames"), int(reference.get("stride", 1)),
-                             source=f"{params['prepared']} ({reference['split']} split)")
     random_weights = clip.random_weights or set_scorer.random_weights or quality.random_weights
     note = TINY_NOTE if profile == "tiny" or random_weights else None
     summary = {"profile": profile, "note": note, "methods": {}}

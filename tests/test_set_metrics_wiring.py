@@ -95,3 +95,24 @@ def test_tiny_feature_nets_are_byte_identical_per_seed_and_keep_the_contracts(tm
         assert inception(torch.zeros(2, 3, 50, 100, dtype=torch.uint8)).shape == (2, 2048)
     with pytest.raises(ValueError, match="uint8"):
         inception(torch.zeros(1, 3, 8, 8))
+
+
+def test_features_extracted_in_the_background_equal_those_extracted_in_turn(folders):
+    from dvd360.metrics.set_scoring import SetScorer
+
+    generated = sorted((folders / "generated").glob("*.mp4"))
+    reference = sorted((folders / "reference").glob("*.mp4"))
+    in_turn = SetScorer(folders / "features", None, background=False)
+    overlapped = SetScorer(folders / "features", None, background=True)
+    for scorer in (in_turn, overlapped):
+        scorer.use_reference(reference)
+    overlapped.start(generated + generated[:1])  # a path listed twice is extracted twice
+    assert sum(len(queue) for queue in overlapped._started.values()) == 4
+    a, b = in_turn.score(generated), overlapped.score(generated)
+    assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    [again] = overlapped.features(generated[:1])  # the second extraction of the path listed twice
+    [once] = in_turn.features(generated[:1])
+    assert all(np.array_equal(again[name], once[name]) for name in once)
+    overlapped.start(generated)
+    overlapped.close()  # what was not begun is cancelled; features are then computed in turn
+    assert not overlapped._started and overlapped.features(generated[:1])[0].keys() == once.keys()

@@ -146,9 +146,13 @@ def score(inputs, prompts, flows, flow_kind, out, model, flow_method, device, pr
     scorer = VideoScorer(clip, flow_method, quality=_quality_scorer(quality, features, clip, device))
     load = partial(_load_item, flow_kind=flow_kind, flow_method=flow_method, keep_repeats=keep_repeats,
                    flow_encoding=flow_encoding)
+    if set_scorer is not None and world()[0] == 0:
+        set_scorer.start([item.path for item in items])  # overlaps the engine (rank 0 computes the set metrics)
     try:
         scored = scorer.score_sharded(items, load, workers=workers or os.cpu_count() or 1)
     except JobError as failure:
+        if set_scorer is not None:
+            set_scorer.close()  # a failed run does not wait for the background features
         raise click.ClickException(f"{failure.job.path}: {failure.error}") from failure
     if scored is None:
         return  # not rank 0: rank 0 writes every rank's records

@@ -104,10 +104,15 @@ def load_generation(job: GenerationJob, clips: Mapping[str, Any], flow_method: s
     return VideoInput(frames, job.record.get("prompt"), reference, detections)
 
 
+def generation_videos(folder: Path) -> list[Path]:
+    """The videos of a method folder: every `*.mp4`, sorted by name (the order of its records)."""
+    return sorted(Path(folder).glob("*.mp4"))
+
+
 def generation_jobs(method: str, folder: Path) -> list[GenerationJob]:
-    """Every `*.mp4` of a method folder (sorted) with its record and digests."""
+    """Every video of a method folder (`generation_videos`) with its record and digests."""
     jobs = []
-    for video in sorted(folder.glob("*.mp4")):
+    for video in generation_videos(folder):
         sidecar = video.with_suffix(".json")
         record = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.is_file() else {}
         frames = video.with_suffix(".npz") if video.with_suffix(".npz").is_file() else video
