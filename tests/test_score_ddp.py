@@ -1,5 +1,6 @@
-"""Data-parallel scoring: `dvd360-eval score` under torchrun with 2 gloo processes on the CPU writes
-exactly the bytes of a single-process run (which here also puts decoding and flow on 2 worker
+"""Data-parallel scoring: `dvd360-eval score` under torchrun, and under `accelerate launch
+--multi_gpu` (which starts torchrun's launcher; on a CPU-only machine the processes join over gloo),
+with 2 processes on the CPU writes exactly the bytes of a single-process run (which here also puts decoding and flow on 2 worker
 processes: neither the world size nor the workers change a byte)."""
 
 from __future__ import annotations
@@ -18,8 +19,19 @@ from dvd360.metrics.flow_agreement import rigid_rotation_clip
 from test_training_ddp import _free_port
 
 
+def _launcher(name: str) -> list[str]:
+    port = str(_free_port())
+    if name == "torchrun":
+        return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                "--master_addr", "127.0.0.1", "--master_port", port]
+    # accelerate's CPU launch (--cpu) needs MPI for several processes; --multi_gpu is its torchrun path
+    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", port]
+
+
 @pytest.mark.slow
-def test_two_gloo_processes_write_the_single_process_bytes(tmp_path):
+@pytest.mark.parametrize("launcher", ["torchrun", "accelerate"])
+def test_two_gloo_processes_write_the_single_process_bytes(tmp_path, launcher):
     clip = build_tiny_clip(tmp_path / "clip", seed=0)
     videos, flows = tmp_path / "videos", tmp_path / "flows"
     videos.mkdir(), flows.mkdir()
@@ -38,9 +50,7 @@ def test_two_gloo_processes_write_the_single_process_bytes(tmp_path):
                              "--out", str(tmp_path / "one.json")], env=env, capture_output=True, text=True,
                             timeout=300)
     assert single.returncode == 0, single.stderr[-3000:]
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), "-m", "dvd360.cli"]
-    double = subprocess.run([*torchrun, *args, "--out", str(tmp_path / "two.json")], env=env,
+    double = subprocess.run([*_launcher(launcher), "-m", "dvd360.cli", *args, "--out", str(tmp_path / "two.json")], env=env,
                             capture_output=True, text=True, timeout=300)
     assert double.returncode == 0, double.stderr[-3000:]
     assert "scored on 2 processes" in double.stderr
