@@ -12,6 +12,7 @@ the videos over N processes (one GPU each); rank 0 writes exactly the single-pro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -106,14 +107,11 @@ def main() -> None:
         set_scorer.use_reference([clips[i].video_path for i in reference_clip_ids(clips, reference["split"])],
                                  reference.get("frames"), int(reference.get("stride", 1)),
                                  source=f"{params['prepared']} ({reference['split']} split)")
-        set_scorer.start([video for m in methods for video in generation_videos(generations / m)])
-    try:
+    beside = (set_scorer.started([video for m in methods for video in generation_videos(generations / m)])
+              if set_scorer is not None else contextlib.nullcontext())
+    with beside:
         by_method = score_generations(scorer, {m: generations / m for m in methods}, clips, settings, previous, workers,
                                       keep_repeats=settings["keep_repeats"])
-    except BaseException:
-        if set_scorer is not None:
-            set_scorer.close()  # a failed run does not wait for the background features
-        raise
     if by_method is None:
         return  # a torchrun rank other than 0: rank 0 writes every rank's records
     random_weights = clip.random_weights or set_scorer.random_weights or quality.random_weights

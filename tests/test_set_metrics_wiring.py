@@ -113,6 +113,7 @@ def test_features_extracted_in_the_background_equal_those_extracted_in_turn(fold
     [again] = overlapped.features(generated[:1])  # the second extraction of the path listed twice
     [once] = in_turn.features(generated[:1])
     assert all(np.array_equal(again[name], once[name]) for name in once)
-    overlapped.start(generated)
-    overlapped.close()  # what was not begun is cancelled; features are then computed in turn
-    assert not overlapped._started and overlapped.features(generated[:1])[0].keys() == once.keys()
+    with pytest.raises(RuntimeError, match="engine failed"), overlapped.started(generated):
+        raise RuntimeError("engine failed")  # what was not begun is cancelled, nothing is left queued
+    assert not overlapped._started and overlapped._thread is None
+    assert overlapped.features(generated[:1])[0].keys() == once.keys()  # then computed in turn

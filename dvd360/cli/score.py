@@ -120,6 +120,7 @@ def score(inputs, prompts, flows, flow_kind, out, model, flow_method, device, pr
     shards the videos over the processes (video i to rank i % N, one GPU each) and rank 0
     writes exactly the output of one process.
     """
+    import contextlib
     import os
     from functools import partial
 
@@ -146,13 +147,13 @@ def score(inputs, prompts, flows, flow_kind, out, model, flow_method, device, pr
     scorer = VideoScorer(clip, flow_method, quality=_quality_scorer(quality, features, clip, device))
     load = partial(_load_item, flow_kind=flow_kind, flow_method=flow_method, keep_repeats=keep_repeats,
                    flow_encoding=flow_encoding)
-    if set_scorer is not None and world()[0] == 0:
-        set_scorer.start([item.path for item in items])  # overlaps the engine (rank 0 computes the set metrics)
+    # Rank 0 computes the set metrics: their features are extracted while the engine runs.
+    beside = (set_scorer.started([item.path for item in items]) if set_scorer is not None and world()[0] == 0
+              else contextlib.nullcontext())
     try:
-        scored = scorer.score_sharded(items, load, workers=workers or os.cpu_count() or 1)
+        with beside:
+            scored = scorer.score_sharded(items, load, workers=workers or os.cpu_count() or 1)
     except JobError as failure:
-        if set_scorer is not None:
-            set_scorer.close()  # a failed run does not wait for the background features
         raise click.ClickException(f"{failure.job.path}: {failure.error}") from failure
     if scored is None:
         return  # not rank 0: rank 0 writes every rank's records

@@ -20,7 +20,7 @@ import contextlib
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -91,6 +91,17 @@ class SetScorer:
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="dvd360-set-features")
         for path in paths:
             self._started.setdefault(str(path), deque()).append(self._thread.submit(self._on_own_stream, path))
+
+    @contextlib.contextmanager
+    def started(self, paths: Sequence[str | Path]) -> Iterator["SetScorer"]:
+        """`start(paths)` for the block; an exception in it cancels what was not begun (`close`),
+        so a failed run does not wait for the background features."""
+        self.start(paths)
+        try:
+            yield self
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
         """Cancel the background extraction not yet begun (a failed run does not wait for it)."""
