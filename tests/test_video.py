@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+
 import av
 import numpy as np
 import pytest
@@ -59,8 +60,8 @@ def test_browser_friendly_h264(mp4):
 def test_same_frames_give_identical_bytes(tmp_path, clip, mp4):
     again = write_video(tmp_path / "again.mp4", clip, fps=8)
     assert again.read_bytes() == mp4.read_bytes()
-    # widths that are not multiples of 128 made x264's macroblock tree read uninitialised
-    # memory: with it on, 30 writes of each of the first three gave several different files
+    # widths that are not multiples of 128: with x264's macroblock tree on, 30 writes of each of
+    # the first three gave several different files
     for height, width in ((32, 64), (64, 160), (96, 192), (64, 128), (128, 256)):
         frames = panning_clip(frames=8, height=height, width=width)[0]
         target = tmp_path / f"{width}.mp4"

@@ -256,10 +256,10 @@ def _mbtree_option(width: int) -> dict[str, str]:
     """x264's macroblock-tree rate control, off for widths that are not a multiple of 128.
 
     With it on, those widths (measured: 64, 96, 112, 160 and 192 px) give 2-13 different files
-    in 200 writes of the same frames, as if its vector code read uninitialised padding past the
-    last macroblock of a row (8 per vector; not traced in x264's source). Multiples of 128 are deterministic (128, 256, 512 px:
-    200 writes each; 1024 px: 60) and keep it: it is x264's default and keeps repeated frames
-    near-identical (repeat change 0.23 vs 0.43 without it, crf 28, `data.repeats`).
+    in 200 writes of the same frames (the cause is not traced in x264's source). Multiples of
+    128 are deterministic (128, 256, 512 px: 200 writes each; 1024 px: 60) and keep it: it is
+    x264's default and keeps repeated frames near-identical (repeat change 0.23 vs 0.43 without
+    it, crf 28, `data.repeats`).
     """
     return {} if width % 128 == 0 else {"x264-params": "mbtree=0"}
 
