@@ -26,7 +26,7 @@ from dvd360.generate import DTYPES, GenerateSettings, generate_method
 from dvd360.methods import get_method, load_prompts
 from dvd360.metrics.engine import gather_ordered, init_distributed, resolve_device
 from dvd360.params_schema import Device, StageSettings, validated_stage_params
-from dvd360.tracking import log_artifact, log_metrics, stage_run
+from dvd360.tracking import log_artifact, log_metrics, stage_run, start_tracking
 
 
 class GenerateStageSettings(StageSettings):
@@ -66,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = GenerateSettings.from_params(config)
     root = repo_root()
     rank, world_size = init_distributed()
+    if rank == 0:  # rank 0 logs the stage
+        start_tracking()  # MLflow's start-up beside the generation's (dvd360.tracking)
     summaries = generate_method(
         method, prompts, settings, models_dir=root / config["models_dir"],
         out_dir=root / config["out_dir"], adapters_dir=root / config["adapters_dir"],

@@ -1,0 +1,138 @@
+"""The MLflow side of `dvd360.tracking`: a process that applies a stage's tracking requests.
+
+    python -m dvd360.tracking_worker    # started by dvd360.tracking, never by hand
+
+Why a process of its own: importing MLflow and opening its sqlite store take ~3.5 s of Python
+(sqlalchemy's ORM set-up), paid by every stage. In this process they run beside the stage's own
+start-up (on another core) instead of after it; MLflow's own async logging runs in threads of
+the stage's interpreter, so it cannot hide its import.
+
+Protocol: one JSON request per line on stdin, applied in order; the requests `info` and `end`
+get one JSON reply line each on the original stdout (MLflow's own prints go to
+stderr). A failed request is remembered and reported in the reply to the run's `end` (which
+then ends the run FAILED); the following requests of that run are skipped. End of input ends
+any run still open as KILLED (the stage process died without ending it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+
+def _experiment_id(mlflow, name: str, artifacts: str, store_in_repo: bool) -> str:
+    """The experiment `name`, its artifacts at `artifacts` (a file URI in the stage's clone).
+
+    MLflow records the artifact location as an absolute path; a copied or moved clone's store
+    still names the original's. Such an experiment is renamed (`... (artifacts in <old place>)`,
+    its runs kept) and a new one made here, so a clone never writes into another's artifacts.
+    """
+    found = mlflow.get_experiment_by_name(name)
+    if found is not None and (found.artifact_location == artifacts or not store_in_repo):
+        return found.experiment_id
+    if found is not None:
+        mlflow.MlflowClient().rename_experiment(found.experiment_id,
+                                                f"{name} (artifacts in {found.artifact_location})")
+    return mlflow.create_experiment(name, artifact_location=artifacts)
+
+
+def _info(run) -> dict:
+    info = run.info
+    return {"run_id": info.run_id, "experiment_id": info.experiment_id, "artifact_uri": info.artifact_uri,
+            "run_name": info.run_name}
+
+
+class Worker:
+    """Applies requests to MLflow's fluent API; `runs` is the stack of open runs (nesting)."""
+
+    def __init__(self, mlflow):
+        self.mlflow = mlflow
+        self.runs: list[Any] = []
+        self.errors: list[str | None] = []   # per open run: its first failure
+
+    def handle(self, request: dict) -> dict | None:
+        op = request["op"]
+        if op == "start":
+            self._start(request)
+            return None
+        if op == "end":
+            return self._end(request["status"])
+        if self.errors and self.errors[-1] is not None:
+            return {"error": self.errors[-1]} if op == "info" else None
+        try:
+            if op == "info":
+                return _info(self.runs[-1])
+            if op == "metrics":
+                self.mlflow.log_metrics(request["metrics"], step=request["step"])
+            elif op == "artifact":
+                self.mlflow.log_artifact(request["path"], artifact_path=request["artifact_path"])
+            else:
+                raise ValueError(f"unknown tracking request {op!r}")
+        except Exception as error:  # reported at the run's end, with the request that failed
+            self._fail(f"{op}: {type(error).__name__}: {error}")
+            return {"error": self.errors[-1]} if op == "info" else None
+        return None
+
+    def _fail(self, message: str) -> None:
+        if self.errors:
+            self.errors[-1] = self.errors[-1] or message
+
+    def _start(self, request: dict) -> None:
+        self.errors.append(None)
+        try:
+            self.mlflow.set_tracking_uri(request["tracking_uri"])
+            experiment_id = (self.runs[-1].info.experiment_id if request["nested"] and self.runs else
+                             _experiment_id(self.mlflow, request["experiment"], request["artifacts"],
+                                            request["store_in_repo"]))
+            run = self.mlflow.start_run(experiment_id=experiment_id, run_name=request["run_name"],
+                                        nested=request["nested"], tags=request["tags"])
+            self.runs.append(run)
+            if request["params"]:
+                self.mlflow.log_params(request["params"])
+        except Exception as error:
+            self._fail(f"start: {type(error).__name__}: {error}")
+            if len(self.runs) < len(self.errors):  # the run did not open
+                self.runs.append(None)
+
+    def _end(self, status: str) -> dict:
+        """End the innermost run; the reply has its info and the run's first failure (or None)."""
+        run, error = self.runs.pop(), self.errors.pop()
+        if run is None:
+            return {"error": error}
+        try:
+            self.mlflow.end_run("FAILED" if error else status)
+        except Exception as failure:
+            error = error or f"end: {type(failure).__name__}: {failure}"
+        return {**_info(run), "error": error}
+
+    def close(self) -> None:
+        """End every run still open as KILLED (the stage died without ending it)."""
+        while self.runs:
+            if self.runs.pop() is not None:
+                self.mlflow.end_run("KILLED")
+
+
+def main() -> None:
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # MLflow's prints must not mix with replies
+    import mlflow
+    # The sqlite store's module (sqlalchemy's ORM) is the slow part of a first request: load it
+    # now, while the stage starts up.
+    import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+
+    worker = Worker(mlflow)
+    for line in sys.stdin:
+        reply = worker.handle(json.loads(line))
+        if reply is not None:
+            replies.write(json.dumps(reply) + "\n")
+            replies.flush()
+    worker.close()
+    replies.close()
+    sys.stderr.flush()
+    os._exit(0)  # everything is committed: skip the interpreter's (and sqlalchemy's) slow teardown
+
+
+if __name__ == "__main__":
+    main()
