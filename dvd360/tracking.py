@@ -89,8 +89,11 @@ class _Tracker:
         return json.loads(line) if reply else None
 
     def close(self) -> None:
-        if self.process.stdin and not self.process.stdin.closed:
+        """End of input: the MLflow process ends what is still open (KILLED) and exits."""
+        try:
             self.process.stdin.close()
+        except OSError:  # it has already exited
+            pass
         self.process.wait(timeout=120)
 
 

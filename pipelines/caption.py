@@ -23,7 +23,8 @@ from dvd360.config import load_params
 from dvd360.data.web360 import load_prepared
 from dvd360.params_schema import Device, StageSettings, validated_stage_params
 from dvd360.provenance import versions
-from dvd360.tracking import log_artifact, log_metrics, stage_run, start_tracking
+from dvd360.stage_process import begin_stage
+from dvd360.tracking import log_artifact, log_metrics, stage_run
 
 
 class CaptionSettings(StageSettings):
@@ -43,7 +44,7 @@ def make_captioner(settings: dict, root: Path):
 
 
 def main() -> int:
-    start_tracking()  # MLflow's start-up beside the stage's (dvd360.tracking)
+    begin_stage()
     params = load_params()
     settings = validated_stage_params("caption", params, CaptionSettings)
     paths = params["paths"]

@@ -15,7 +15,8 @@ from dvd360.methods import load_methods
 from dvd360.params_schema import StageSettings, validated_stage_params
 from dvd360.report.page import Section, write_report
 from dvd360.report.runs import run_link, score_run_links
-from dvd360.tracking import log_artifact, stage_run, start_tracking
+from dvd360.stage_process import begin_stage
+from dvd360.tracking import log_artifact, stage_run
 
 
 class CompareSettings(StageSettings):
@@ -50,7 +51,7 @@ class CompareSettings(StageSettings):
 
 
 def main() -> None:
-    start_tracking()  # MLflow's start-up beside the stage's (dvd360.tracking)
+    begin_stage()
     all_params = load_params()
     profile, params = all_params["profile"], validated_stage_params("compare", all_params, CompareSettings)
     score_params = stage_params("score", all_params)

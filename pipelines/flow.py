@@ -16,7 +16,8 @@ from dvd360.config import load_params
 from dvd360.data.flow_estimation import METHODS
 from dvd360.data.web360 import load_prepared
 from dvd360.params_schema import StageSettings, validated_stage_params
-from dvd360.tracking import log_metrics, stage_run, start_tracking
+from dvd360.stage_process import begin_stage
+from dvd360.tracking import log_metrics, stage_run
 from dvd360.training.conditions import SOURCES, prepare_conditions
 
 
@@ -27,7 +28,7 @@ class FlowSettings(StageSettings):
 
 
 def main() -> int:
-    start_tracking()  # MLflow's start-up beside the stage's (dvd360.tracking)
+    begin_stage()
     params = load_params()
     settings = validated_stage_params("flow", params, FlowSettings)
     paths = params["paths"]

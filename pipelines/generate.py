@@ -26,7 +26,8 @@ from dvd360.generate import DTYPES, GenerateSettings, generate_method
 from dvd360.methods import get_method, load_prompts
 from dvd360.metrics.engine import gather_ordered, init_distributed, resolve_device
 from dvd360.params_schema import Device, StageSettings, validated_stage_params
-from dvd360.tracking import log_artifact, log_metrics, stage_run, start_tracking
+from dvd360.stage_process import begin_stage
+from dvd360.tracking import log_artifact, log_metrics, stage_run
 
 
 class GenerateStageSettings(StageSettings):
@@ -66,8 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = GenerateSettings.from_params(config)
     root = repo_root()
     rank, world_size = init_distributed()
-    if rank == 0:  # rank 0 logs the stage
-        start_tracking()  # MLflow's start-up beside the generation's (dvd360.tracking)
+    begin_stage(tracks=rank == 0)  # rank 0 logs the stage
     summaries = generate_method(
         method, prompts, settings, models_dir=root / config["models_dir"],
         out_dir=root / config["out_dir"], adapters_dir=root / config["adapters_dir"],

@@ -18,7 +18,8 @@ from dvd360.atomic import atomic_dir
 from dvd360.config import load_params, repo_root
 from dvd360.models.materialize import MissingPiecesError, build_tiny, check_paper_sources, materialize_paper
 from dvd360.params_schema import StageSettings, validated_stage_params
-from dvd360.tracking import log_artifact, log_metrics, stage_run, start_tracking
+from dvd360.stage_process import begin_stage
+from dvd360.tracking import log_artifact, log_metrics, stage_run
 
 
 class TinyModelsSettings(StageSettings):
@@ -49,7 +50,7 @@ ModelsSettings = {"tiny": TinyModelsSettings, "paper": PaperModelsSettings}
 
 
 def main() -> int:
-    start_tracking()  # MLflow's start-up beside the stage's (dvd360.tracking)
+    begin_stage()
     params = load_params()
     profile = params["profile"]
     settings = validated_stage_params("models", params, ModelsSettings)

@@ -22,7 +22,8 @@ from dvd360.data.synthetic_dataset import write_synthetic_web360
 from dvd360.data.video import read_frames, write_video
 from dvd360.data.web360 import INDEX_FILE, Web360ValidationError, dataset_statistics, index_web360, save_index
 from dvd360.params_schema import StageSettings, validated_stage_params
-from dvd360.tracking import log_artifact, log_metrics, stage_run, start_tracking
+from dvd360.stage_process import begin_stage
+from dvd360.tracking import log_artifact, log_metrics, stage_run
 
 PREVIEW_FILE = "preview.mp4"
 WHERE_TO_GET_WEB360 = """\
@@ -102,7 +103,7 @@ def index_download(settings: dict):
 
 
 def main() -> int:
-    start_tracking()  # MLflow's start-up beside the stage's (dvd360.tracking)
+    begin_stage()
     params = load_params()
     profile = params["profile"]
     settings = validated_stage_params("prepare", params, PrepareSettings)

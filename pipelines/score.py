@@ -35,7 +35,8 @@ from dvd360.metrics.set_metrics import summary_row
 from dvd360.metrics.set_scoring import SetScorer
 from dvd360.params_schema import Device, StageSettings, StrictModel, validated_stage_params
 from dvd360.provenance import sha256_of, versions
-from dvd360.tracking import log_artifact, log_metrics, stage_run, start_tracking
+from dvd360.stage_process import begin_stage
+from dvd360.tracking import log_artifact, log_metrics, stage_run
 
 
 class ReferenceSettings(StrictModel):
@@ -69,8 +70,7 @@ class ScoreSettings(StageSettings):
 
 
 def main() -> None:
-    if world()[0] == 0:  # rank 0 logs the stage
-        start_tracking()  # MLflow's start-up beside the stage's (dvd360.tracking)
+    begin_stage(tracks=world()[0] == 0)  # rank 0 logs the stage
     all_params = load_params()
     profile, params = all_params["profile"], validated_stage_params("score", all_params, ScoreSettings)
     generations, scores_dir = Path(params["generations"]), Path(params["scores"])

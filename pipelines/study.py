@@ -16,8 +16,9 @@ from pydantic import Field
 
 from dvd360.config import load_params, repo_root
 from dvd360.params_schema import StageSettings, validated_stage_params
+from dvd360.stage_process import begin_stage
 from dvd360.study.render import build_study
-from dvd360.tracking import log_artifact, log_metrics, stage_run, start_tracking
+from dvd360.tracking import log_artifact, log_metrics, stage_run
 
 
 class StudySettings(StageSettings):
@@ -30,7 +31,7 @@ class StudySettings(StageSettings):
 
 
 def main() -> int:
-    start_tracking()  # MLflow's start-up beside the stage's (dvd360.tracking)
+    begin_stage()
     all_params = load_params()
     profile, params = all_params["profile"], validated_stage_params("study", all_params, StudySettings)
     root = repo_root()

@@ -20,6 +20,7 @@ from pydantic import ConfigDict, Field
 from dvd360.config import load_params
 from dvd360.methods import CAPTION_SOURCES, load_variants
 from dvd360.params_schema import StageSettings, StrictModel, validated_stage_params
+from dvd360.stage_process import begin_stage
 from dvd360.training.config import MIXED_PRECISIONS, TrainConfig
 from dvd360.training.trainer import make_accelerator, train
 
@@ -83,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", required=True, choices=sorted(load_variants()))
     args = parser.parse_args(argv)
+    begin_stage(tracks=False)  # the main process's stage_run below starts MLflow, before the models load
     params = load_params()
     paths = params["paths"]
     config = TrainConfig.for_variant(args.variant, {

@@ -1,4 +1,5 @@
-"""MLflow tracking: failed stages end FAILED; a copied clone writes into its own artifacts."""
+"""MLflow tracking (in its own process): failed stages end FAILED, a dead stage KILLED; refused requests
+fail the stage; a copied clone writes into its own artifacts."""
 
 from __future__ import annotations
 
@@ -52,3 +53,74 @@ def test_a_copied_clone_writes_into_its_own_artifacts(tmp_path, monkeypatch):
     with stage_run("models", profile="tiny") as again:  # now settled: the same experiment
         pass
     assert again.info.experiment_id == run.info.experiment_id
+
+
+def test_a_refused_request_fails_the_run_and_names_the_request(tmp_path, monkeypatch):
+    import mlflow
+
+    from dvd360.tracking import TrackingError, log_metrics, stage_run
+
+    _repo(tmp_path / "repo", monkeypatch)
+    with pytest.raises(TrackingError, match=r"metrics: MlflowException.*Names may only contain"):
+        with stage_run("flow", profile="tiny") as run:
+            log_metrics({"bad*name": 1.0})
+            log_metrics({"good": 2.0})  # skipped: the run has already failed
+    failed = mlflow.search_runs(experiment_names=["dvd360-tiny"], output_format="list",
+                                filter_string="tags.`dvd360.stage` = 'flow'")
+    assert [r.info.status for r in failed] == ["FAILED"] and run._info is None
+
+
+def test_nested_runs_and_logging_outside_a_run(tmp_path, monkeypatch):
+    import mlflow
+
+    from dvd360.tracking import TrackingError, log_artifact, log_metrics, stage_run
+
+    _repo(tmp_path / "repo", monkeypatch)
+    with pytest.raises(TrackingError, match="outside a stage_run"):
+        log_metrics({"x": 1.0})
+    with pytest.raises(FileNotFoundError, match="missing.json"):
+        with stage_run("score", profile="tiny"):
+            log_artifact(tmp_path / "missing.json")
+    with stage_run("score", profile="tiny") as parent:
+        with stage_run("score", profile="tiny", run_name="score-A", nested=True) as child:
+            log_metrics({"seam_ratio": 1.5}, step=0)
+        assert parent.info.run_id  # asked of the MLflow process while the run is open
+    stored = mlflow.get_run(child.info.run_id)
+    assert stored.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert stored.data.metrics == {"seam_ratio": 1.5} and child.info.experiment_id == parent.info.experiment_id
+
+
+def test_the_mlflow_process_dying_fails_the_stage_and_the_next_run_starts_a_new_one(tmp_path, monkeypatch):
+    import mlflow
+
+    from dvd360 import tracking
+    from dvd360.tracking import TrackingError, stage_run
+
+    _repo(tmp_path / "repo", monkeypatch)
+    with pytest.raises(TrackingError, match="has exited"):
+        with stage_run("models", profile="tiny"):
+            tracking.start_tracking().process.kill()
+            tracking.start_tracking().process.wait()
+    with stage_run("models", profile="tiny") as run:
+        pass
+    assert mlflow.get_run(run.info.run_id).info.status == "FINISHED"
+
+
+def test_a_stage_process_that_dies_leaves_its_run_killed(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    import time
+
+    import mlflow
+
+    _repo(tmp_path / "repo", monkeypatch)
+    code = ("import os\nfrom dvd360.tracking import stage_run\n"
+            "with stage_run('prepare', profile='tiny') as run:\n    print(run.info.run_id, flush=True)\n    os._exit(3)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3
+    run_id = done.stdout.strip()
+    for _ in range(100):  # the MLflow process ends the run once it sees the stage gone
+        if mlflow.get_run(run_id).info.status != "RUNNING":
+            break
+        time.sleep(0.1)
+    assert mlflow.get_run(run_id).info.status == "KILLED"
