@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from dvd360.cli import main
 from report_support import METHODS, SEAM_DARKENING, write_report_inputs
-from test_study_browser import CANVAS_PIXELS, FLAGS, TIMEOUT_MS, chromium  # noqa: F401 (chromium: a fixture)
+from test_study_browser import CANVAS_PIXELS, TIMEOUT_MS, chromium, launch  # noqa: F401 (chromium: a fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 LOCAL_SCHEMES = ("file:", "data:", "blob:")
@@ -63,7 +63,7 @@ def test_the_page_works_offline_and_every_method_plays_in_a_360_viewer(chromium,
             route.abort()
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(chromium), args=FLAGS)
+        browser = launch(playwright, chromium)
         try:
             context = browser.new_context(viewport={"width": 1280, "height": 800})
             context.route("**/*", guard)
@@ -131,7 +131,7 @@ def test_dvc_plots_show_draws_offline_with_the_vendored_template(chromium, tmp_p
     assert shown.returncode == 0, shown.stderr
     left_page = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(chromium), args=FLAGS)
+        browser = launch(playwright, chromium)
         try:
             context = browser.new_context()
             context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(LOCAL_SCHEMES)

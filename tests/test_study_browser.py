@@ -34,6 +34,22 @@ METHODS = ("A", "B", "C", "D")
 TIMEOUT_MS = 30_000
 
 
+LAUNCH_ATTEMPTS = 3
+
+
+def launch(playwright, chromium: Path):
+    """Start headless chromium; a browser that dies while starting (seen once on the 2-core
+    machine: a SIGSEGV before any page existed) is started again, up to 3 times."""
+    from playwright.sync_api import Error
+
+    for attempt in range(1, LAUNCH_ATTEMPTS + 1):
+        try:
+            return playwright.chromium.launch(executable_path=str(chromium), args=FLAGS)
+        except Error as error:
+            if attempt == LAUNCH_ATTEMPTS or "has been closed" not in str(error):
+                raise
+
+
 @pytest.fixture(scope="session")
 def chromium() -> Path:
     """Debian's chromium; installed with apt-get when missing and running as root."""
@@ -111,7 +127,7 @@ def test_a_rater_answers_reloads_exports_and_the_file_aggregates(chromium, packe
     criteria = json.loads(key_path.read_text())["criteria"]
     errors = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(chromium), args=FLAGS)
+        browser = launch(playwright, chromium)
         try:
             context = browser.new_context(accept_downloads=True, viewport={"width": 1200, "height": 800})
             page = context.new_page()
