@@ -83,11 +83,11 @@ def test_unknown_profile_names_the_file(tmp_path):
 def test_stage_run_records_params_and_provenance():
     import mlflow
 
-    from dvd360.tracking import log_metrics, stage_run
+    from dvd360.tracking import log_metrics, stage_run, tracking_uri
 
     with stage_run("unit", profile="tiny", params={"outer": {"inner": 3}}) as run:
         log_metrics({"score": {"value": 0.5}, "label": "not a number"})
-    stored = mlflow.get_run(run.info.run_id)
+    stored = mlflow.MlflowClient(tracking_uri()).get_run(run.info.run_id)
     assert stored.data.params == {"outer.inner": "3"}
     assert stored.data.metrics == {"score.value": 0.5}
     assert stored.data.tags["dvd360.stage"] == "unit"

@@ -13,6 +13,9 @@ def _repo(folder, monkeypatch):
     (folder / "params.yaml").write_text("profile: tiny\n")
     monkeypatch.chdir(folder)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")  # this process's queries read the same store
 
 
 def test_a_stage_that_raises_ends_its_run_failed(tmp_path, monkeypatch):

@@ -9,7 +9,9 @@ def run_link(label: str, run: Any) -> dict:
     """{"label", "run_id", "experiment_id", "experiment"} of an MLflow run (entities.Run or ActiveRun)."""
     import mlflow
 
-    experiment = mlflow.get_experiment(run.info.experiment_id)
+    from dvd360.tracking import tracking_uri
+
+    experiment = mlflow.MlflowClient(tracking_uri()).get_experiment(run.info.experiment_id)
     return {"label": label, "run_id": run.info.run_id, "experiment_id": run.info.experiment_id,
             "experiment": experiment.name if experiment else run.info.experiment_id}
 
