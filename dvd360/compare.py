@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from dvd360.atomic import atomic_path, write_text
-from dvd360.metrics.scoring import METRICS
+from dvd360.metrics.registry import METRICS
 from dvd360.metrics.set_metrics import SET_METRICS, summary_row
 from dvd360.stats import N_RESAMPLES, paired_delta, summarize
 

@@ -88,7 +88,7 @@ def test_compare_cli_compares_with_D_by_default(scores_dir, tmp_path):
 
 from report_support import ABLATIONS, METHODS, write_report_inputs  # noqa: E402
 
-from dvd360.metrics.scoring import METRIC_GROUP_ORDER, METRIC_GROUPS, METRICS  # noqa: E402
+from dvd360.metrics.registry import METRIC_GROUP_ORDER, METRIC_GROUPS, METRICS  # noqa: E402
 from dvd360.report.page import table_groups  # noqa: E402
 
 

@@ -13,7 +13,8 @@ from PIL import Image
 from dvd360.cli import main
 from dvd360.metrics.clip_model import build_tiny_clip, load_clip
 from dvd360.metrics.flow_agreement import rigid_rotation_clip
-from dvd360.metrics.scoring import METRIC_NAMES, VideoScorer
+from dvd360.metrics.registry import METRIC_NAMES
+from dvd360.metrics.scoring import VideoScorer
 
 
 def _write_with_av(path, frames, fps=8):

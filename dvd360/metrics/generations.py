@@ -27,7 +27,8 @@ from dvd360.config import repo_relative, repo_root
 from dvd360.data.detections import detect_input
 from dvd360.data.video import read_frames
 from dvd360.data.flow_estimation import DEFAULT_METHOD
-from dvd360.metrics.scoring import METRIC_NAMES, VideoInput, VideoScorer, load_reference_flow
+from dvd360.metrics.registry import METRIC_NAMES
+from dvd360.metrics.scoring import VideoInput, VideoScorer, load_reference_flow
 from dvd360.provenance import sha256_of
 from dvd360.stats import summarize
 

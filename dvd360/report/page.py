@@ -1,7 +1,7 @@
 """The results page: one self-contained HTML file (inline CSS, JS, SVG charts and videos).
 
 Sections: the profile notice, the comparison table (methods as columns; metrics as rows in the
-groups of `dvd360.metrics.scoring.METRIC_GROUPS`; mean with 95% CI and n; the paired delta
+groups of `dvd360.metrics.registry.METRIC_GROUPS`; mean with 95% CI and n; the paired delta
 against the reference with its CI and p-value; the best mean marked; each metric's definition
 and model on hover and in the legend), one chart per metric, the training loss curves, the
 gallery (per prompt and seed, every method's video in the 360 viewer and flat, its scores
@@ -25,7 +25,7 @@ import jinja2
 from dvd360.atomic import write_text
 from dvd360.config import repo_root
 from dvd360.provenance import TRACKED_PACKAGES, git_commit, sha256_of, versions
-from dvd360.metrics.scoring import METRIC_GROUP_ORDER, METRIC_GROUPS
+from dvd360.metrics.registry import METRIC_GROUP_ORDER, METRIC_GROUPS
 from dvd360.report.figures import loss_figure, metric_figure, svg
 from dvd360.report.gallery import Media, ReportInputError, gallery_sets
 
