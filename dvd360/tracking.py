@@ -7,7 +7,7 @@ raises ends its run as FAILED, so a failed stage never reads as finished.
 
 MLflow itself runs in a process of its own (`dvd360.tracking_worker`, one per stage process,
 started by `start_tracking`): its ~3.5 s of import and store set-up then overlap the stage's
-start-up instead of adding to it (17 stages: about a minute of `dvc repro` on 2 cores). The
+start-up instead of adding to it (18 stage processes in a tiny `dvc repro`). The
 calls here send requests to it in order; a run's end waits until all are applied.
 
 Look at runs with::

@@ -102,8 +102,9 @@ def test_the_mlflow_process_dying_fails_the_stage_and_the_next_run_starts_a_new_
     _repo(tmp_path / "repo", monkeypatch)
     with pytest.raises(TrackingError, match="has exited"):
         with stage_run("models", profile="tiny"):
-            tracking.start_tracking().process.kill()
-            tracking.start_tracking().process.wait()
+            worker = tracking.start_tracking().process
+            worker.kill()
+            worker.wait()
     with stage_run("models", profile="tiny") as run:
         pass
     assert mlflow.get_run(run.info.run_id).info.status == "FINISHED"
