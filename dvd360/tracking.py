@@ -111,7 +111,8 @@ def start_tracking() -> _Tracker:
 
 
 class TrackedRun:
-    """An open (or ended) stage run: `.info` has run_id, experiment_id, artifact_uri, run_name.
+    """An open (or ended) stage run: `.info` has run_id, experiment_id, experiment_name,
+    artifact_uri, run_name.
 
     Read while the run is open, `.info` waits for MLflow; after the run it is the ended run's.
     """
@@ -128,7 +129,8 @@ class TrackedRun:
     def _set(self, reply: dict) -> None:
         if reply.get("error"):
             raise TrackingError(f"MLflow run: {reply['error']}")
-        self._info = SimpleNamespace(**{k: reply[k] for k in ("run_id", "experiment_id", "artifact_uri", "run_name")})
+        self._info = SimpleNamespace(**{k: reply[k] for k in ("run_id", "experiment_id", "experiment_name", "artifact_uri",
+                                                           "run_name")})
 
 
 @contextmanager

@@ -38,10 +38,10 @@ def _experiment_id(mlflow, name: str, artifacts: str, store_in_repo: bool) -> st
     return mlflow.create_experiment(name, artifact_location=artifacts)
 
 
-def _info(run) -> dict:
+def _info(mlflow, run) -> dict:
     info = run.info
     return {"run_id": info.run_id, "experiment_id": info.experiment_id, "artifact_uri": info.artifact_uri,
-            "run_name": info.run_name}
+            "run_name": info.run_name, "experiment_name": mlflow.get_experiment(info.experiment_id).name}
 
 
 class Worker:
@@ -63,7 +63,7 @@ class Worker:
             return {"error": self.errors[-1]} if op == "info" else None
         try:
             if op == "info":
-                return _info(self.runs[-1])
+                return _info(self.mlflow, self.runs[-1])
             if op == "metrics":
                 self.mlflow.log_metrics(request["metrics"], step=request["step"])
             elif op == "artifact":
@@ -105,7 +105,7 @@ class Worker:
             self.mlflow.end_run("FAILED" if error else status)
         except Exception as failure:
             error = error or f"end: {type(failure).__name__}: {failure}"
-        return {**_info(run), "error": error}
+        return {**_info(self.mlflow, run), "error": error}
 
     def close(self) -> None:
         """End every run still open as KILLED (the stage died without ending it)."""

@@ -14,7 +14,7 @@ from dvd360.config import load_params, stage_params
 from dvd360.methods import load_methods
 from dvd360.params_schema import StageSettings, validated_stage_params
 from dvd360.report.page import Section, write_report
-from dvd360.report.runs import run_link, score_run_links
+from dvd360.report.runs import run_link, score_runs
 from dvd360.stage_process import begin_stage
 from dvd360.tracking import log_artifact, stage_run
 
@@ -72,7 +72,7 @@ def main() -> None:
                 log_artifact(path, "compare/ablations")
         page = write_report(params["report"], sections, scores_dir=params["scores"],
                             generations_dir=params["generations"], train_dir=params.get("train_reports"),
-                            runs=[run_link("compare stage (this page)", run)] + score_run_links(profile),
+                            runs=[run_link("compare stage (this page)", run.info)] + score_runs(params["scores"]),
                             profile=profile, max_sets=params.get("gallery_max_sets"))
         log_artifact(page)
     print(render(comparison, "table"), end="")

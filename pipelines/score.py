@@ -4,7 +4,8 @@ Reads `data/generations/{method}/*.mp4` (+ `.json` records) for every method fol
 generate stage wrote, the prepared dataset (`data/web360`, reference flows), the CLIP folder
 (`data/models/clip`) and the quality models (`data/models/features/{musiq,aesthetic}`). Writes `data/scores/{method}.json` (per-video records and the
 method summary) and `reports/metrics/summary.json` (DVC metrics); logs one MLflow run with a
-nested run per method. Set metrics (FVD, FID/KID, `dvd360.metrics.set_scoring`) compare each method's
+nested run per method, named with the score files they logged in `data/scores/mlflow/runs.json`
+(the runs the results page links). Set metrics (FVD, FID/KID, `dvd360.metrics.set_scoring`) compare each method's
 videos with the reference clips of the prepared dataset (`score.reference`), features cached in
 `score.feature_cache`. Data parallel: `torchrun --nproc_per_node N pipelines/score.py` shards
 the videos over N processes (one GPU each); rank 0 writes exactly the single-process outputs.
@@ -35,6 +36,7 @@ from dvd360.metrics.set_metrics import summary_row
 from dvd360.metrics.set_scoring import SetScorer
 from dvd360.params_schema import Device, StageSettings, StrictModel, validated_stage_params
 from dvd360.provenance import sha256_of, versions
+from dvd360.report.runs import write_score_runs
 from dvd360.stage_process import begin_stage
 from dvd360.tracking import log_artifact, log_metrics, stage_run
 
@@ -119,7 +121,8 @@ def main() -> None:
     random_weights = clip.random_weights or set_scorer.random_weights or quality.random_weights
     note = TINY_NOTE if profile == "tiny" or random_weights else None
     summary = {"profile": profile, "note": note, "methods": {}}
-    with stage_run("score", profile=profile, params=params):
+    with stage_run("score", profile=profile, params=params) as run:
+        method_runs = {}
         for method, records in by_method.items():
             out = scores_dir / f"{method}.json"
             method_summary = summarize_records(records, seed=seed, n_resamples=resamples)
@@ -130,7 +133,7 @@ def main() -> None:
                              "set_metrics": sets, "set_metrics_info": set_scorer.describe()})
             summary["methods"][method] = {**method_summary, **{name: summary_row(r) for name, r in sets.items()}}
             with stage_run("score", profile=profile, run_name=f"score-{method}", nested=True,
-                           tags={"dvd360.method": method}):
+                           tags={"dvd360.method": method}) as method_run:
                 log_metrics({name: s["mean"] for name, s in method_summary.items()})
                 log_metrics({f"{name}.n": s["n"] for name, s in method_summary.items()})
                 log_metrics({name: r["value"] for name, r in sets.items()})
@@ -138,10 +141,12 @@ def main() -> None:
                                                                                        "ci_low", "ci_high")
                              if r.get(k) is not None})
                 log_artifact(out)
+            method_runs[method] = method_run.info
             print(f"{method}: {len(records)} videos -> {out}")
         summary["metrics_info"] = {**scorer.describe(), **set_scorer.describe()}
         write_json(summary_path, summary)
         log_artifact(summary_path)
+        write_score_runs(scores_dir, run.info, method_runs)  # the runs the results page links
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from scipy.ndimage import gaussian_filter
 from dvd360.data.synthetic import make_scene, render_clip
 from dvd360.metrics.feature_cache import FeatureCache
 from dvd360.metrics.reference_set import is_reference_clip, reference_clip_ids
-from dvd360.metrics.set_features import SetFeatureExtractor, fvd_frame_indices
+from dvd360.metrics.set_features import SetFeatureExtractor, fvd_frame_indices, i3d_input
 from dvd360.metrics.set_metrics import (FACE_GROUP_WEIGHTS, FACE_GROUPS, frechet_distance, frechet_set_metric,
                                         kid_set_metric, set_metrics)
 from dvd360.models.feature_nets import SET_KINDS, build_tiny_feature_net
@@ -126,6 +126,15 @@ def test_reference_split_is_deterministic_and_about_ten_percent():
 def test_fvd_clip_frames_follow_the_protocol():
     assert fvd_frame_indices(24) == list(range(16))
     assert fvd_frame_indices(4) == [i // 4 for i in range(16)]
+
+
+@pytest.mark.parametrize("size", [(224, 224), (64, 128)])
+def test_i3d_input_equals_cd_fvd_preprocessing(size):
+    """The same values as cd-fvd's preprocess_i3d, also where the resize to 224x224 is skipped."""
+    from cdfvd.third_party.i3d.utils import preprocess_i3d
+
+    clip = np.random.default_rng(0).uniform(0, 255, (2, 16, *size, 3)).astype(np.float32)
+    assert torch.equal(i3d_input(clip), preprocess_i3d(clip, target_resolution=(224, 224)))
 
 
 # -- on tiny random-weight feature nets and synthetic panoramas --------------------------------

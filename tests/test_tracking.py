@@ -93,6 +93,36 @@ def test_nested_runs_and_logging_outside_a_run(tmp_path, monkeypatch):
     assert stored.data.metrics == {"seam_ratio": 1.5} and child.info.experiment_id == parent.info.experiment_id
 
 
+def test_score_run_links_name_the_runs_and_drop_a_rewritten_score_file(tmp_path, monkeypatch):
+    """The score stage's runs file links its run and each method's while their score files are
+    the ones they logged; a rewritten score file links neither it nor the stage's run."""
+    from dvd360.report.gallery import ReportInputError
+    from dvd360.report.runs import RUNS_FILE, score_runs, write_score_runs
+    from dvd360.tracking import experiment_name, stage_run
+
+    _repo(tmp_path / "repo", monkeypatch)
+    scores = tmp_path / "scores"
+    assert score_runs(scores) == []  # scores made elsewhere: nothing to link
+    methods = {}
+    with stage_run("score", profile="tiny") as parent:
+        for method in ("A", "D"):
+            (scores / f"{method}.json").parent.mkdir(exist_ok=True)
+            (scores / f"{method}.json").write_text(f'{{"method": "{method}"}}')
+            with stage_run("score", profile="tiny", run_name=f"score-{method}", nested=True) as child:
+                pass
+            methods[method] = child.info
+        write_score_runs(scores, parent.info, methods)
+    links = score_runs(scores)
+    assert [link["label"] for link in links] == ["score stage", "score A", "score D"]
+    assert [link["run_id"] for link in links] == [parent.info.run_id, methods["A"].run_id, methods["D"].run_id]
+    assert {link["experiment"] for link in links} == {experiment_name("tiny")}
+    (scores / "D.json").write_text('{"method": "D", "rescored": true}')
+    assert [link["label"] for link in score_runs(scores)] == ["score A"]
+    (scores / RUNS_FILE).write_text("[]")
+    with pytest.raises(ReportInputError, match="runs.json: not a score-runs file"):
+        score_runs(scores)
+
+
 def test_the_mlflow_process_dying_fails_the_stage_and_the_next_run_starts_a_new_one(tmp_path, monkeypatch):
     import mlflow
 

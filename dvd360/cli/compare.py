@@ -83,7 +83,7 @@ def _write_page(report, comparison, loaded, scores, generations, train_reports, 
     """The results page: the methods, then the ablations against the same reference."""
     from dvd360.compare import build_comparison, load_scores
     from dvd360.report.page import Section, write_report
-    from dvd360.report.runs import score_run_links
+    from dvd360.report.runs import score_run_links, score_runs
 
     sections = [Section("Methods", "methods", comparison, loaded)]
     if ablations:
@@ -91,7 +91,7 @@ def _write_page(report, comparison, loaded, scores, generations, train_reports, 
         ablation_scores = load_scores(scores, names)
         sections.append(Section("Ablations", "ablations", build_comparison(
             ablation_scores, reference, seed=seed, n_resamples=resamples), ablation_scores))
-    runs = score_run_links(mlflow_profile) if mlflow_profile else []
+    runs = score_run_links(mlflow_profile) if mlflow_profile else score_runs(scores)
     profile = next(iter(loaded.values())).get("profile")
     write_report(report, sections, scores_dir=scores, generations_dir=generations, train_dir=train_reports,
                  runs=runs, profile=profile)

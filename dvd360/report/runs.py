@@ -1,25 +1,72 @@
-"""The MLflow runs a report links to: the score stage's run, its per-method runs, and any given run."""
+"""The MLflow runs a report links to: its stage's own run and the runs that logged its scores.
+
+The score stage writes `{scores}/mlflow/runs.json` beside the score files: its run and each
+method's nested run, each with the sha256 of the score files it logged. A report links such a
+run only while those files are unchanged, so scores rewritten since (another scoring run, a
+copy) never link a run that did not make them.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+from dvd360.atomic import write_json
+from dvd360.provenance import sha256_of
+from dvd360.report.gallery import ReportInputError
+
+RUNS_FILE = "mlflow/runs.json"  # a subfolder: no `{method}.json` name is taken
 
 
-def run_link(label: str, run: Any) -> dict:
-    """{"label", "run_id", "experiment_id", "experiment"} of an MLflow run (entities.Run or ActiveRun)."""
-    import mlflow
+def run_link(label: str, info: Any) -> dict:
+    """{"label", "run_id", "experiment_id", "experiment"} of a run's info (a TrackedRun's `.info`)."""
+    return {"label": label, "run_id": info.run_id, "experiment_id": info.experiment_id,
+            "experiment": info.experiment_name}
 
-    from dvd360.tracking import tracking_uri
 
-    experiment = mlflow.MlflowClient(tracking_uri()).get_experiment(run.info.experiment_id)
-    return {"label": label, "run_id": run.info.run_id, "experiment_id": run.info.experiment_id,
-            "experiment": experiment.name if experiment else run.info.experiment_id}
+def write_score_runs(scores_dir: str | Path, stage: Any, methods: Mapping[str, Any]) -> Path:
+    """`{scores_dir}/mlflow/runs.json`: the score stage's run (`stage`, an info) and each method's
+    (`methods`: method -> info), with the sha256 of `{method}.json` as it is now."""
+    scores_dir = Path(scores_dir)
+    files = {f"{method}.json": sha256_of(scores_dir / f"{method}.json") for method in methods}
+    runs = [{**run_link("score stage", stage), "files": files}]
+    runs += [{**run_link(f"score {method}", info), "files": {f"{method}.json": files[f"{method}.json"]}}
+             for method, info in sorted(methods.items())]
+    return write_json(scores_dir / RUNS_FILE, {"runs": runs})
+
+
+def score_runs(scores_dir: str | Path) -> list[dict]:
+    """The links of `{scores_dir}/mlflow/runs.json` whose score files are unchanged ([] without it)."""
+    scores_dir = Path(scores_dir)
+    path = scores_dir / RUNS_FILE
+    if not path.is_file():
+        return []
+    try:
+        runs = json.loads(path.read_text())["runs"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ReportInputError(f"{path}: not a score-runs file ({type(error).__name__}: {error})") from error
+
+    def unchanged(files: Mapping[str, str]) -> bool:
+        return all((scores_dir / name).is_file() and sha256_of(scores_dir / name) == sha for name, sha in files.items())
+
+    return [{k: run[k] for k in ("label", "run_id", "experiment_id", "experiment")}
+            for run in runs if unchanged(run["files"])]
 
 
 def score_run_links(profile: str) -> list[dict]:
-    """The latest finished score run of the profile's experiment, then its per-method runs by method."""
+    """The latest finished score run of the profile's MLflow experiment, then its per-method runs
+    by method (for scores read from MLflow: `dvd360-eval compare --mlflow`)."""
+    from types import SimpleNamespace
+
     from dvd360.compare import latest_score_runs
+    from dvd360.tracking import experiment_name
+
+    def info(run) -> SimpleNamespace:
+        return SimpleNamespace(run_id=run.info.run_id, experiment_id=run.info.experiment_id,
+                               experiment_name=experiment_name(profile))
 
     parent, children = latest_score_runs(profile)
     methods = sorted((c.data.tags.get("dvd360.method", ""), c) for c in children if c.data.tags.get("dvd360.method"))
-    return [run_link("score stage", parent)] + [run_link(f"score {method}", child) for method, child in methods]
+    return [run_link("score stage", info(parent))] + [run_link(f"score {method}", info(child))
+                                                      for method, child in methods]
