@@ -129,8 +129,8 @@ class TrackedRun:
     def _set(self, reply: dict) -> None:
         if reply.get("error"):
             raise TrackingError(f"MLflow run: {reply['error']}")
-        self._info = SimpleNamespace(**{k: reply[k] for k in ("run_id", "experiment_id", "experiment_name", "artifact_uri",
-                                                           "run_name")})
+        keys = ("run_id", "experiment_id", "experiment_name", "artifact_uri", "run_name")
+        self._info = SimpleNamespace(**{k: reply[k] for k in keys})
 
 
 @contextmanager

@@ -69,7 +69,7 @@ def i3d_input(clip_255: np.ndarray) -> torch.Tensor:
     if clip_255.shape[2:4] == (FVD_SIZE, FVD_SIZE):
         # Cube faces are rendered at 224x224, where preprocess_i3d's bilinear resize to the same size
         # is an exact identity (weights 1 and 0) costing half its time: only its scaling, 2x/255 - 1,
-        # is applied here, the same values (tests/test_set_features.py compares them).
+        # is applied here, the same values (tests/test_set_metrics.py compares them).
         return (2. * torch.from_numpy(clip_255).permute(0, 4, 1, 2, 3) / 255. - 1).contiguous()
     return preprocess_i3d(clip_255, target_resolution=(FVD_SIZE, FVD_SIZE))
 

@@ -8,6 +8,7 @@ copy) never link a run that did not make them.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any, Mapping
@@ -47,8 +48,12 @@ def score_runs(scores_dir: str | Path) -> list[dict]:
     except (ValueError, KeyError, TypeError) as error:
         raise ReportInputError(f"{path}: not a score-runs file ({type(error).__name__}: {error})") from error
 
+    @functools.cache
+    def current(name: str) -> str | None:
+        return sha256_of(scores_dir / name) if (scores_dir / name).is_file() else None
+
     def unchanged(files: Mapping[str, str]) -> bool:
-        return all((scores_dir / name).is_file() and sha256_of(scores_dir / name) == sha for name, sha in files.items())
+        return all(current(name) == sha for name, sha in files.items())
 
     return [{k: run[k] for k in ("label", "run_id", "experiment_id", "experiment")}
             for run in runs if unchanged(run["files"])]
