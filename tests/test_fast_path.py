@@ -11,7 +11,8 @@ from dvd360.benchmarks.sampler import psnr_db
 from dvd360.methods import load_methods
 from dvd360.models.adapter import load_adapter
 from dvd360.models.materialize import load_components
-from dvd360.sampling.fast_path import FastPath
+from dvd360.sampling.fast_path import BackendProcessor, FastPath, set_temporal_attention
+from dvd360.sampling.guidance_prefix import SHARED_LAYERS, GuidancePrefix
 from dvd360.sampling.pipeline import Panorama360Pipeline
 
 PROMPT = "a panoramic view of a harbour at dawn"
@@ -85,7 +86,9 @@ def test_compiled_D_compiles_each_variant_once_without_graph_breaks(tiny_models)
     torch._dynamo.reset()
     counters.clear()
     try:
-        pipe.enable_fast_path(FastPath(backend="eager"))
+        # "math": CPU's kernel, so the per-layer backend wrapper is traced too
+        record = pipe.enable_fast_path(FastPath(backend="eager", temporal_attention="math"))
+        assert record["temporal_attention"] == "math" and record["share_guidance_prefix"]
         first = _generate(pipe, method, adapter, seed=0, steps=5)
         second = _generate(pipe, method, adapter, seed=1, steps=5)
         assert first.record["fast_path"]["graphs_compiled"] == 3
@@ -95,3 +98,51 @@ def test_compiled_D_compiles_each_variant_once_without_graph_breaks(tiny_models)
         torch._dynamo.reset()
     assert float((second.latents - eager.latents).abs().max()) < LATENT_TOLERANCE
     assert psnr_db(second.frames, eager.frames) > PSNR_MIN_DB
+
+
+def test_guidance_prefix_runs_the_shared_layers_once_and_changes_nothing(tiny_models):
+    """On the CFG batch [x, x] the layers before the first cross-attention run on one half
+    (their inputs have N rows, not 2N) and the UNet's output is the same as without."""
+    unet = load_components(tiny_models).unet
+    frames = 2
+    x = torch.randn(1, 4, frames, 8, 16).repeat(2, 1, 1, 1, 1)
+    text = torch.randn(2 * frames, 77, unet.config.cross_attention_dim)
+    prefix = GuidancePrefix(unet)  # halves = 1: unchanged
+    rows = {}
+    modules = dict(unet.named_modules())
+    for name in SHARED_LAYERS:
+        modules[name].register_forward_pre_hook(
+            lambda m, args, kwargs, name=name: rows.__setitem__(
+                name, next(v for v in (*args, *kwargs.values()) if torch.is_tensor(v)).shape[0]),
+            with_kwargs=True)
+    with torch.no_grad():
+        plain = unet(x, 500, encoder_hidden_states=text).sample
+        assert set(rows.values()) == {2 * frames}
+        prefix.halves = 2
+        shared = unet(x, 500, encoder_hidden_states=text).sample
+        assert set(rows.values()) == {frames}
+        with pytest.raises(ValueError, match="does not split into 3"):
+            prefix.halves = 3
+            unet(x, 500, encoder_hidden_states=text)
+        prefix.close()
+    # the same arithmetic on half the rows; CPU kernels block by row count: fp32 rounding
+    assert torch.allclose(shared, plain, rtol=0, atol=1e-5)
+
+
+def test_guidance_prefix_refuses_another_layout():
+    with pytest.raises(ValueError, match="no conv_in"):
+        GuidancePrefix(torch.nn.Sequential(torch.nn.Linear(2, 2)))
+
+
+def test_temporal_attention_backend_wraps_the_motion_modules_only(tiny_models):
+    unet = load_components(tiny_models).unet
+    x = torch.randn(2, 4, 2, 8, 16)
+    text = torch.randn(4, 77, unet.config.cross_attention_dim)
+    with torch.no_grad():
+        before = unet(x, 500, encoder_hidden_states=text).sample
+        count = set_temporal_attention(unet, "math")
+        after = unet(x, 500, encoder_hidden_states=text).sample
+    wrapped = {name for name, p in unet.attn_processors.items() if isinstance(p, BackendProcessor)}
+    assert count == len(wrapped) > 0 and all("motion_modules" in name for name in wrapped)
+    assert len(wrapped) < len(unet.attn_processors)
+    assert torch.allclose(after, before, rtol=0, atol=1e-5)

@@ -47,6 +47,7 @@ from dvd360.models.circular_padding import make_width_circular, set_width_circul
 from dvd360.models.injection import FeatureInjection, adapter_active
 from dvd360.provenance import device_name, versions
 from dvd360.sampling.fast_path import FastPath, attention_backend, enable_fast_path, graphs_compiled
+from dvd360.sampling.guidance_prefix import GuidancePrefix
 
 # Schedulers whose step uses only the current sample and the step index: rolling the latent
 # between steps is exact for them. Multistep solvers (DPM-Solver++, UniPC, PNDM, LMS, ...) keep
@@ -155,6 +156,7 @@ class Panorama360Pipeline(AnimateDiffPipeline):
         # One set of hooks for the pipeline's lifetime (compiled graphs guard on them), adding
         # zeros after the adapter's last step rather than switching off (one graph fewer).
         self._injection = FeatureInjection(self.unet, one_graph=True)
+        self._guidance_prefix = GuidancePrefix(self.unet) if self._fast_path["share_guidance_prefix"] else None
         return self._fast_path
 
     # -- checks -------------------------------------------------------------------------------
@@ -253,6 +255,9 @@ class Panorama360Pipeline(AnimateDiffPipeline):
             graphs_before = graphs_compiled()
             injection = self._injection if fast else FeatureInjection(self.unet)
             injection.set_features(features, adapter_scale)
+            prefix = self._guidance_prefix if fast else None
+            if prefix is not None:
+                prefix.halves = halves  # the batch is [latents] * halves
             attention = fast["attention"] if fast else "auto"
             try:
                 with attention_backend(attention), timer("denoising"), self.progress_bar(total=steps) as progress:
@@ -281,6 +286,8 @@ class Panorama360Pipeline(AnimateDiffPipeline):
             finally:
                 if fast:
                     injection.set_features(None)
+                    if prefix is not None:
+                        prefix.halves = 1
                 else:
                     injection.close()
                 set_width_circular(self.unet, False)
