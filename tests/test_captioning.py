@@ -217,5 +217,5 @@ def test_blip_captions_are_keyed_on_the_weights_not_the_name(tiny_web360, tmp_pa
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
     hub = BlipCaptioner("someone/tiny-blip", max_new_tokens=3, num_beams=1)
     assert hub.weights == snapshot and hub.weights_sha256 == second.weights_sha256
-    with pytest.raises(FileNotFoundError, match="someone/absent: not a local folder, and not in the Hugging Face cache"):
+    with pytest.raises(FileNotFoundError, match="someone/absent: `someone/absent` is not in the Hugging Face cache"):
         BlipCaptioner("someone/absent")

@@ -37,15 +37,12 @@ class Captioner(Protocol):
 def model_folder(model: str) -> Path:
     """The folder a transformers model loads from: `model` when it is a folder, else the hub
     model's Hugging Face cache snapshot (downloaded first unless HF_HUB_OFFLINE is set)."""
-    if Path(model).is_dir():
-        return Path(model)
-    from huggingface_hub import snapshot_download
+    from dvd360.hub import folder_or_hub
 
-    try:
-        return Path(snapshot_download(model, allow_patterns=list(BLIP_FILES)))
-    except Exception as error:  # offline and not cached, no network, no such repo
-        raise FileNotFoundError(f"{model}: not a local folder, and not in the Hugging Face cache "
-                                f"({type(error).__name__}: {error})") from error
+    folder, problem = folder_or_hub(model, BLIP_FILES, ("config.json",))
+    if folder is None:
+        raise FileNotFoundError(f"{model}: {problem}")
+    return folder
 
 
 class BlipCaptioner:

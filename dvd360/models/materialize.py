@@ -20,7 +20,6 @@ Layout of a models folder (both profiles; everything downstream loads it with `l
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any, Mapping
 import torch
 
 from dvd360.atomic import write_json
+from dvd360.hub import folder_or_hub, hub_folder
 from dvd360.models import feature_nets, kohya_lora
 from dvd360.models.tiny_configs import CONFIG_DIR, MAX_TOKENS, ddim_config, tiny_config, write_tiny_tokenizer
 from dvd360.provenance import MODEL_FILE_PACKAGES, sha256_of, versions
@@ -247,41 +247,6 @@ WHERE = {
 }
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def _hub_folder(repo_id: str, patterns: tuple[str, ...], files: tuple[str, ...]) -> tuple[Path | None, str]:
-    """The local snapshot of a hub repo holding `files`: from the cache, else downloaded unless
-    HF_HUB_OFFLINE is set (so an absent network never blocks). Returns (folder, problem)."""
-    from huggingface_hub import snapshot_download
-
-    attempts = (True,) if _offline() else (True, False)
-    problem = ""
-    for local_only in attempts:
-        try:
-            folder = Path(snapshot_download(repo_id, allow_patterns=list(patterns), local_files_only=local_only))
-        except Exception as error:  # hub errors (offline, not cached, no network) all mean "not here"
-            problem = f"`{repo_id}` is not in the Hugging Face cache" + (
-                " and HF_HUB_OFFLINE is set" if _offline() else f" and could not be downloaded ({type(error).__name__})")
-            continue
-        missing = [f for f in files if not (folder / f).is_file()]
-        if not missing:
-            return folder, ""
-        problem = f"`{repo_id}` is cached without {', '.join(missing)}"
-    return None, problem
-
-
-def _folder_or_hub(value: str, patterns: tuple[str, ...], files: tuple[str, ...]) -> tuple[Path | None, str]:
-    path = Path(value)
-    if path.is_dir():
-        missing = [f for f in files if not (path / f).is_file()]
-        return (None, f"{path}: folder lacks {', '.join(missing)}") if missing else (path, "")
-    if path.exists() or value.count("/") != 1 or path.suffix:
-        return None, f"{path}: no such file or folder"
-    return _hub_folder(value, patterns, files)
-
-
 def check_paper_sources(settings: Mapping[str, Any]) -> dict[str, Any]:
     """Find every piece `models.paper` names, before anything is loaded.
 
@@ -298,14 +263,14 @@ def check_paper_sources(settings: Mapping[str, Any]) -> dict[str, Any]:
     def missing(name: str, problem: str, **where) -> None:
         problems.append(f"- {name}: {problem}\n    get it: {WHERE[name.split('.')[0]].format(**where)}")
 
-    found["sd15"], problem = _folder_or_hub(str(settings["sd15"]), SD_PATTERNS, SD_FILES)
+    found["sd15"], problem = folder_or_hub(str(settings["sd15"]), SD_PATTERNS, SD_FILES)
     if problem:
         missing("sd15", problem)
     motion = str(settings["motion_adapter"])
     if Path(motion).is_file():
         found["motion_adapter"] = Path(motion)
     else:
-        found["motion_adapter"], problem = _folder_or_hub(motion, MOTION_FILES, MOTION_FILES)
+        found["motion_adapter"], problem = folder_or_hub(motion, MOTION_FILES, MOTION_FILES)
         if problem:
             missing("motion_adapter", problem)
     try:
@@ -334,7 +299,7 @@ def check_paper_sources(settings: Mapping[str, Any]) -> dict[str, Any]:
 
         arch, tag = parse_spec(clip)
         repo = (open_clip.get_pretrained_cfg(arch, tag).get("hf_hub") or "").rstrip("/")
-        folder, problem = _hub_folder(repo, CLIP_FILES[:1], CLIP_FILES[:1]) if repo else (None, f"{clip}: no hub weights")
+        folder, problem = hub_folder(repo, CLIP_FILES[:1], CLIP_FILES[:1]) if repo else (None, f"{clip}: no hub weights")
         found["clip"] = clip
         if folder is None:
             missing("clip", problem, spec=clip, repo=repo)

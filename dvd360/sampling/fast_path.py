@@ -20,10 +20,11 @@
    recompilation, no graph break (tests/test_fast_path.py counts them with
    `torch._dynamo.utils.counters`).
 
-The pipeline adds two sets of hooks, installed once for its lifetime: the feature injection and,
-with `share_guidance_prefix`, the guidance halves' common prefix computed once
-(`dvd360.sampling.guidance_prefix`). The feature-injection hooks stay installed for the pipeline's lifetime (a fresh hook per call
-would change what dynamo guards on and recompile every video). SDPA attention runs under the
+The pipeline adds two sets of hooks, installed once for its lifetime (a fresh hook per call would
+change what dynamo guards on and recompile every video): the feature injection and, with
+`share_guidance_prefix`, the guidance halves' common prefix computed once
+(`dvd360.sampling.guidance_prefix`; H200, compiled forward: 239.3 -> 231.6 ms, and 226.1 ms with
+the efficient kernel for the motion modules). SDPA attention runs under the
 chosen backend (`torch.nn.attention.sdpa_kernel`; "auto" leaves torch's own choice).
 
 Compiled artefacts are cached on disk by torch (inductor's FX-graph and autotuning caches, in
