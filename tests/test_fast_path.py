@@ -11,7 +11,8 @@ from dvd360.benchmarks.sampler import psnr_db
 from dvd360.methods import load_methods
 from dvd360.models.adapter import load_adapter
 from dvd360.models.materialize import load_components
-from dvd360.sampling.fast_path import BackendProcessor, FastPath, set_temporal_attention
+from dvd360.sampling.fast_path import (PACKED, BackendProcessor, FastPath, PackedSequenceAttention,
+                                       set_temporal_attention)
 from dvd360.sampling.guidance_prefix import SHARED_LAYERS, GuidancePrefix
 from dvd360.sampling.pipeline import Panorama360Pipeline
 
@@ -86,9 +87,9 @@ def test_compiled_D_compiles_each_variant_once_without_graph_breaks(tiny_models)
     torch._dynamo.reset()
     counters.clear()
     try:
-        # "math": CPU's kernel, so the per-layer backend wrapper is traced too
-        record = pipe.enable_fast_path(FastPath(backend="eager", temporal_attention="math"))
-        assert record["temporal_attention"] == "math" and record["share_guidance_prefix"]
+        # the motion modules' attention that compiled CUDA runs use (FlexAttention), traced too
+        record = pipe.enable_fast_path(FastPath(backend="eager", temporal_attention=PACKED))
+        assert record["temporal_attention"] == PACKED and record["share_guidance_prefix"]
         first = _generate(pipe, method, adapter, seed=0, steps=5)
         second = _generate(pipe, method, adapter, seed=1, steps=5)
         assert first.record["fast_path"]["graphs_compiled"] == 3
@@ -134,15 +135,46 @@ def test_guidance_prefix_refuses_another_layout():
         GuidancePrefix(torch.nn.Sequential(torch.nn.Linear(2, 2)))
 
 
-def test_temporal_attention_backend_wraps_the_motion_modules_only(tiny_models):
+@pytest.mark.parametrize("choice, processor", [("math", BackendProcessor), (PACKED, PackedSequenceAttention)])
+def test_temporal_attention_changes_the_motion_modules_only(tiny_models, choice, processor):
     unet = load_components(tiny_models).unet
+    unet.fuse_qkv_projections()
     x = torch.randn(2, 4, 2, 8, 16)
     text = torch.randn(4, 77, unet.config.cross_attention_dim)
     with torch.no_grad():
         before = unet(x, 500, encoder_hidden_states=text).sample
-        count = set_temporal_attention(unet, "math")
+        count = set_temporal_attention(unet, choice)
         after = unet(x, 500, encoder_hidden_states=text).sample
-    wrapped = {name for name, p in unet.attn_processors.items() if isinstance(p, BackendProcessor)}
-    assert count == len(wrapped) > 0 and all("motion_modules" in name for name in wrapped)
-    assert len(wrapped) < len(unet.attn_processors)
+    changed = {name for name, p in unet.attn_processors.items() if isinstance(p, processor)}
+    assert count == len(changed) > 0 and all("motion_modules" in name for name in changed)
+    assert len(changed) < len(unet.attn_processors)
     assert torch.allclose(after, before, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("sequences", [64, 12, 7])  # packs of 8, of 4 (12 = 4 x 3), none (7 is prime)
+def test_packed_sequence_attention_is_attention_per_sequence(sequences):
+    """Packing sequences end to end with a block-diagonal mask = attention over each sequence
+    alone, against an independent float64 softmax(q k^T / sqrt(d)) v per sequence."""
+    from diffusers.models.attention_processor import Attention
+
+    torch.manual_seed(0)
+    attn = Attention(query_dim=32, heads=4, dim_head=8).eval()
+    attn.set_processor(PackedSequenceAttention(tile=128))
+    x = torch.randn(sequences, 16, 32)
+    with torch.no_grad():
+        got = attn(x)
+        q, k, v = (proj(x).double().unflatten(-1, (4, 8)).transpose(1, 2) for proj in (attn.to_q, attn.to_k, attn.to_v))
+        expected = torch.softmax(q @ k.transpose(-1, -2) / 8 ** 0.5, dim=-1) @ v
+        expected = attn.to_out[0](expected.transpose(1, 2).flatten(2).float())
+    assert torch.allclose(got, expected, rtol=0, atol=1e-5)
+
+
+def test_packed_sequence_attention_refuses_what_it_does_not_implement():
+    from diffusers.models.attention_processor import Attention
+
+    with pytest.raises(ValueError, match="cross-attention"):
+        PackedSequenceAttention.check(Attention(query_dim=32, cross_attention_dim=16, heads=4, dim_head=8))
+    with pytest.raises(ValueError, match="residual_connection"):
+        PackedSequenceAttention.check(Attention(query_dim=32, heads=4, dim_head=8, residual_connection=True))
+    with pytest.raises(ValueError, match="temporal_attention 'sparse'"):
+        FastPath(temporal_attention="sparse")

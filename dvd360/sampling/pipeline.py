@@ -227,8 +227,12 @@ class Panorama360Pipeline(AnimateDiffPipeline):
                 text = text.repeat_interleave(num_frames, dim=0)
 
             # 2-3. timesteps and initial noise
-            self.scheduler.set_timesteps(steps, device=device)
+            # The scheduler steps on CPU timesteps, as its tables are on the CPU (a CUDA timestep
+            # indexing them would make the host wait for the GPU at every step); the UNet gets a
+            # device copy, so the host queues the next step while the GPU runs this one.
+            self.scheduler.set_timesteps(steps)
             timesteps = self.scheduler.timesteps
+            unet_timesteps = timesteps.to(device)
             shape = (1, self.unet.config.in_channels, num_frames,
                      height // self.vae_scale_factor, width // self.vae_scale_factor)
             generator = torch.Generator("cpu").manual_seed(int(seed))
@@ -266,7 +270,7 @@ class Panorama360Pipeline(AnimateDiffPipeline):
                         injection.active = adapter_active(i, steps)
                         model_input = torch.cat([latents] * halves)
                         model_input = self.scheduler.scale_model_input(model_input, t)
-                        eps = self.unet(model_input, t, encoder_hidden_states=text).sample
+                        eps = self.unet(model_input, unet_timesteps[i], encoder_hidden_states=text).sample
                         if guided:
                             eps_uncond, eps_text = eps.chunk(2)
                             eps = eps_uncond + guidance * (eps_text - eps_uncond)
