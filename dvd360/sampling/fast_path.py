@@ -110,8 +110,9 @@ class BackendProcessor:
 
 class PackedSequenceAttention:
     """Self-attention over short sequences (the motion modules' 16 frames) through PyTorch's
-    FlexAttention, with `pack` sequences of L tokens laid end to end in one sequence of pack*L
-    and a block-diagonal score mask (token i sees token j iff i // L == j // L):
+    FlexAttention, with pack = tile // L sequences of L tokens (halved until it divides the batch)
+    laid end to end in one sequence of pack*L and a block-diagonal score mask (token i sees token
+    j iff i // L == j // L):
 
         o_i = sum_{j: j//L = i//L} softmax_j(scale * q_i . k_j) v_j,
 
