@@ -7,12 +7,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dvd360.benchmarks.sampler import psnr_db
+from dvd360.benchmarks.sampler import parse_options, psnr_db
 from dvd360.methods import load_methods
 from dvd360.models.adapter import load_adapter
 from dvd360.models.materialize import load_components
 from dvd360.sampling.fast_path import (PACKED, BackendProcessor, FastPath, PackedSequenceAttention,
-                                       set_temporal_attention)
+                                       compile_kwargs, set_temporal_attention)
 from dvd360.sampling.guidance_prefix import SHARED_LAYERS, GuidancePrefix
 from dvd360.sampling.pipeline import Panorama360Pipeline
 
@@ -178,3 +178,38 @@ def test_packed_sequence_attention_refuses_what_it_does_not_implement():
         PackedSequenceAttention.check(Attention(query_dim=32, heads=4, dim_head=8, residual_connection=True))
     with pytest.raises(ValueError, match="temporal_attention 'sparse'"):
         FastPath(temporal_attention="sparse")
+
+
+def test_inductor_options_reach_torch_compile_for_both_modules_and_the_record(tiny_models, monkeypatch):
+    """FastPath.inductor_options -> torch.compile(options=...) of the UNet and the VAE decoder
+    (torch.compile recorded, not run: inductor on 2 CPU cores takes minutes), and the record."""
+    calls = []
+
+    def recording_compile(fn, **kwargs):
+        calls.append((getattr(fn, "__self__", None), kwargs))
+        return fn
+
+    monkeypatch.setattr(torch, "compile", recording_compile)
+    pipe, _ = _pipeline(tiny_models, load_methods()["D"])
+    options = {"freezing": True, "coordinate_descent_tuning": True}
+    record = pipe.enable_fast_path(FastPath(inductor_options=options))
+    assert [module for module, _ in calls] == [pipe.unet, pipe.vae.decoder]
+    assert all(kwargs == dict(backend="inductor", mode=None, fullgraph=True, options=options) for _, kwargs in calls)
+    assert record["inductor_options"] == options
+    assert "options" not in compile_kwargs(FastPath())  # none by default: inductor's own configuration
+
+
+def test_inductor_options_are_checked_before_anything_compiles():
+    with pytest.raises(ValueError, match=r"unknown inductor option\(s\) \['freezeing'\]"):
+        FastPath(inductor_options={"freezeing": True})
+    with pytest.raises(ValueError, match="mode 'max-autotune' and inductor_options"):
+        FastPath(mode="max-autotune", inductor_options={"freezing": True})
+    with pytest.raises(ValueError, match="backend 'inductor'"):
+        FastPath(backend="eager", inductor_options={"freezing": True})
+
+
+def test_benchmark_parses_inductor_options_as_python_literals():
+    assert parse_options(["freezing=True", "triton.max_tiles=2", "cpp.simdlen=None", "compile_threads=x"]) == {
+        "freezing": True, "triton.max_tiles": 2, "cpp.simdlen": None, "compile_threads": "x"}
+    with pytest.raises(SystemExit, match="expected KEY=VALUE"):
+        parse_options(["freezing"])

@@ -27,6 +27,7 @@ weights: the figures measure cost, not quality.
 from __future__ import annotations
 
 import argparse
+import ast
 import gc
 import tempfile
 import time
@@ -229,6 +230,21 @@ def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
         return float(peak_signal_noise_ratio(a, b, data_range=255))
 
 
+def parse_options(pairs: list[str]) -> dict[str, object]:
+    """["freezing=True", "triton.max_tiles=2"] -> {"freezing": True, "triton.max_tiles": 2}
+    (values as Python literals; anything else stays a string)."""
+    options: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--inductor-option {pair!r}: expected KEY=VALUE")
+        try:
+            options[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            options[key] = value
+    return options
+
+
 def _peak_gib(device: torch.device) -> float:
     from dvd360.sampling.pipeline import peak_memory
 
@@ -244,6 +260,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--attention", default="auto", help="SDPA backend of the D fast path")
     parser.add_argument("--compile-backend", default="inductor",
                         help="torch.compile backend of the compiled configurations ('eager': a quick CPU check)")
+    parser.add_argument("--inductor-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="an inductor option of the D fast path (FastPath.inductor_options), e.g. freezing=True; repeatable")
     parser.add_argument("--only", default=",".join(CONFIGURATIONS), help="comma-separated configurations, in the order to run them")
     parser.add_argument("--no-sweep", action="store_true", help="skip the SDPA backend sweep")
     args = parser.parse_args(argv)
@@ -251,6 +269,7 @@ def main(argv: list[str] | None = None) -> dict:
     from dvd360.provenance import device_name, versions
     from dvd360.sampling.fast_path import FastPath
 
+    inductor_options = parse_options(args.inductor_option)
     chosen = args.only.split(",")
     unknown = sorted(set(chosen) - set(CONFIGURATIONS))
     if unknown:
@@ -267,7 +286,8 @@ def main(argv: list[str] | None = None) -> dict:
             setting = Setting(height=512, width=1024, frames=16, steps=25)
             build = lambda: build_full_size(device, dtype, Path(tmp))  # noqa: E731
         print(f"device {device_name()}  dtype {dtype}  {setting}  decode chunk {args.decode_chunk}  "
-              f"repeats {args.repeats}  compile backend {args.compile_backend}  D fast attention {args.attention}")
+              f"repeats {args.repeats}  compile backend {args.compile_backend}  D fast attention {args.attention}  "
+              f"D fast inductor options {inductor_options}")
         print({k: versions().get(k) for k in ("torch", "diffusers", "transformers")}, flush=True)
 
         results: dict[str, dict] = {}
@@ -282,7 +302,8 @@ def main(argv: list[str] | None = None) -> dict:
                    "D eager": lambda: panorama_runner(parts, adapter, setting, device, args.decode_chunk),
                    "D fast path": lambda: panorama_runner(
                        parts, adapter, setting, device, args.decode_chunk,
-                       FastPath(backend=args.compile_backend, attention=args.attention))}[name]
+                       FastPath(backend=args.compile_backend, attention=args.attention,
+                                inductor_options=inductor_options))}[name]
             make = None
             try:
                 make = run()
