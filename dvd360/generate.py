@@ -1,11 +1,14 @@
 """Generate the videos of one method: every prompt of a suite x every seed, resumable.
 
 Outputs per video, in `{out_dir}/{method}/`: `{prompt_id}-s{seed}.npz` (uint8 frames (F, H, W, 3),
-key `frames`), `.mp4` (H.264, browser-playable) and `.json` (the sampler's record plus method,
-prompt, condition clip, a fingerprint of every setting, and the sha256 of the mp4 and npz).
-The JSON is written last, atomically, so it marks a finished video: a video whose JSON exists,
-whose fingerprint matches the current settings and whose files match the recorded hashes is
-skipped; anything else (missing, truncated, stale) is generated again.
+key `frames`), `.mp4` (H.264, browser-playable), `.json` (the sampler's record plus method,
+prompt, condition clip, a fingerprint of every setting, and the sha256 of the mp4 and npz) and
+`.run.json` (what this run measured: MEASURED). The record holds only what the video is made
+from, so a rerun that makes the same video writes the same record bytes: the scores reuse it and
+DVC's hash of the folder, which ignores `*.run.json` (.dvcignore), does not change.
+The JSON record is written last, atomically, so it marks a finished video: a video whose JSON
+exists, whose fingerprint matches the current settings and whose files match the recorded hashes
+is skipped; anything else (missing, truncated, stale) is generated again.
 """
 
 from __future__ import annotations
@@ -56,17 +59,26 @@ class GenerateSettings:
         return cls(**values)
 
 
+# What a generation measures rather than what it makes (wall times, peak memory, graphs compiled
+# in this call, which the first video of a process does): different on every run, so kept out of
+# the record, in `{stem}{RUN_SUFFIX}`.
+MEASURED = ("timings_s", "peak_memory", "graphs_compiled", "seconds")
+RUN_SUFFIX = ".run.json"  # .dvcignore names it
+
+
 @dataclass(frozen=True)
 class VideoPaths:
     mp4: Path
     json: Path
     npz: Path
+    run: Path
 
 
 def video_paths(out_dir: str | Path, method_id: str, prompt_id: str, seed: int) -> VideoPaths:
-    """`{out_dir}/{method}/{prompt_id}-s{seed}.{mp4,json,npz}`."""
+    """`{out_dir}/{method}/{prompt_id}-s{seed}.{mp4,json,npz,run.json}`."""
     stem = Path(out_dir) / method_id / f"{prompt_id}-s{seed}"
-    return VideoPaths(stem.with_suffix(".mp4"), stem.with_suffix(".json"), stem.with_suffix(".npz"))
+    return VideoPaths(stem.with_suffix(".mp4"), stem.with_suffix(".json"), stem.with_suffix(".npz"),
+                      stem.with_suffix(RUN_SUFFIX))
 
 
 # The code that shapes a video or its record (with its transitive dvd360 imports): a change in
@@ -229,10 +241,12 @@ def _write_video(paths: VideoPaths, result, method: Method, prompt: Prompt, clip
         with tmp.open("wb") as handle:
             np.savez_compressed(handle, frames=result.frames)
     write_video(paths.mp4, result.frames, fps=settings.fps)
-    record = {**result.record, "method": method.id, "method_definition": asdict(method),
-              "prompt_id": prompt.id, "condition_clip": clip_id, "reference_motion": reference,
-              "personalised": personalised,
-              "fps": settings.fps, "seconds": round(seconds, 3), "fingerprint": expected,
-              "files": {"mp4": paths.mp4.name, "npz": paths.npz.name,
+    made = {**result.record, "seconds": round(seconds, 3)}
+    write_json(paths.run, {key: made[key] for key in MEASURED})
+    record = {**{k: v for k, v in made.items() if k not in MEASURED}, "method": method.id,
+              "method_definition": asdict(method), "prompt_id": prompt.id, "condition_clip": clip_id,
+              "reference_motion": reference, "personalised": personalised, "fps": settings.fps,
+              "fingerprint": expected,
+              "files": {"mp4": paths.mp4.name, "npz": paths.npz.name, "run": paths.run.name,
                         "mp4_sha256": sha256_of(paths.mp4), "npz_sha256": sha256_of(paths.npz)}}
     write_json(paths.json, record)

@@ -1,7 +1,7 @@
 """DVC stage `generate@METHOD`: the videos of one method (eval/methods.yaml) for every prompt of
 the profile's suite (eval/prompts.yaml) and every seed of params.yaml `generate`.
 
-Writes `data/generations/{METHOD}/{prompt_id}-s{seed}.{mp4,json,npz}`; finished videos whose
+Writes `data/generations/{METHOD}/{prompt_id}-s{seed}.{mp4,json,npz,run.json}`; finished videos whose
 settings are unchanged are kept (the stage resumes after an interruption). One MLflow run per
 method, with its videos as artifacts.
 
@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         for summary in summaries:
             log_artifact(summary["paths"].mp4, artifact_path="videos")
             log_artifact(summary["paths"].json, artifact_path="records")
+            if summary["paths"].run.is_file():  # absent for a video an older version made
+                log_artifact(summary["paths"].run, artifact_path="runs")
     print(f"generate {method.id}: {len(made)} generated, {len(summaries) - len(made)} kept"
           f"{f' by {world_size} processes' if world_size > 1 else ''}")
     return 0

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from dvd360.config import load_params, repo_root, stage_params
-from dvd360.generate import GenerateSettings, fingerprint, generate_method, is_complete, video_paths
+from dvd360.generate import MEASURED, RUN_SUFFIX, GenerateSettings, fingerprint, generate_method, is_complete, video_paths
 from dvd360.methods import Prompt, load_methods
 
 SMALL = GenerateSettings(seeds=(0, 1), steps=2, guidance=7.5, height=64, width=128, frames=2, fps=8,
@@ -48,12 +48,15 @@ def test_generate_resumes_and_is_deterministic(tiny_models, prepared, tmp_path):
     # ... but its flow is scored against the prompt's motion: frames 0 and 3 (stride 3)
     assert record["reference_motion"] == {"clip_id": "00000", "frame_indices": [0, 3]}
     assert record["lora"]["weight"] == 1.0 and record["latent_rotation"] and record["circular_padding"]
-    assert {"timings_s", "peak_memory", "versions"} <= set(record)
+    assert "versions" in record and not set(MEASURED) & set(record)  # the record: what the video is made from
+    run = json.loads(paths.run.read_text())  # what this run measured
+    assert set(run) == set(MEASURED) and run["seconds"] > 0 and run["peak_memory"]["gib"] > 0
+    assert {"denoising", "decoding", "total"} <= set(run["timings_s"]) and run["graphs_compiled"] is None
     with np.load(paths.npz) as archive:
         frames = archive["frames"]
     assert frames.shape == (2, 64, 128, 3) and frames.dtype == np.uint8
     assert probe_video(paths.mp4).frames == 2
-    original = paths.mp4.read_bytes()
+    original, original_record = paths.mp4.read_bytes(), paths.json.read_bytes()
     other = video_paths(tmp_path / "gen", "C", "sea", 1).mp4.read_bytes()
     assert original != other  # the seed matters
 
@@ -64,6 +67,16 @@ def test_generate_resumes_and_is_deterministic(tiny_models, prepared, tmp_path):
     third = _run("C", SMALL, tmp_path, tiny_models, prepared)
     assert [s["status"] for s in third] == ["generated", "skipped"]
     assert paths.mp4.read_bytes() == original  # same seed, same bytes
+    assert paths.json.read_bytes() == original_record  # and the same record: the timings are in .run.json
+
+
+def test_dvc_ignores_the_run_measurements():
+    """DVC hashes the generations folders without `*.run.json`, so a rerun that makes the same
+    videos leaves the folder's hash, and every stage after it, unchanged."""
+    from dvd360.config import repo_root
+
+    patterns = (repo_root() / ".dvcignore").read_text().splitlines()
+    assert f"*{RUN_SUFFIX}" in patterns
 
 
 def test_changed_settings_make_a_video_stale(tiny_models, tmp_path):

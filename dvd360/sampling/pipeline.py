@@ -317,7 +317,8 @@ class Panorama360Pipeline(AnimateDiffPipeline):
             "circular_padding": bool(circular_padding),
             "circular_padding_from_step": int(circular_start) if circular_padding else None,
             "lora": getattr(self, "_panorama_lora", None),
-            "fast_path": None if not fast else {**fast, "graphs_compiled": graphs_compiled() - graphs_before},
+            "fast_path": dict(fast) if fast else None,
+            "graphs_compiled": graphs_compiled() - graphs_before if fast else None,  # this call's (warm-up)
             "dtype": str(dtype).removeprefix("torch."),
             "device": device_name() if device.type == "cuda" else str(device),
             "timings_s": timer.seconds,
