@@ -2,7 +2,9 @@
 
     fingerprint = sha256( canonical_json({"settings": settings,
                                           "inputs": {name: sha256 of the file or folder (None: absent)},
-                                          "code": sha256 of the dvd360 sources the named modules import}) )
+                                          "code": sha256 of the code of the dvd360 sources the named
+                                                  modules import: `code_text`, without docstrings,
+                                                  comments or layout}) )
 
 A cache entry (a training checkpoint, a clip's captions or estimated flow, a generated video,
 a score record, a feature cache) is reused only under the same fingerprint, so a changed
@@ -12,7 +14,9 @@ cannot write exactly (no `str()` of arbitrary objects, whose text may hold memor
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
 import hashlib
 import json
 from pathlib import Path, PurePath
@@ -45,12 +49,31 @@ def content_sha256(path: str | Path | None) -> str | None:
     return sha256_of(path)
 
 
+@functools.cache
+def code_text(source: bytes) -> bytes:
+    """What a Python source computes, not what it says: its syntax tree without the module, class
+    and function docstrings, written back by `ast.unparse` (no comments, one layout). Editing a
+    comment, a docstring or the formatting leaves it unchanged, so no training, video or score is
+    redone for it (docstrings reach no stage output: they are only `--help` text). A source that
+    does not parse: its bytes. Cached on the bytes (parsing all of a stage's code takes ~0.1 s)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                node.body = node.body[1:] or [ast.Pass()]
+    return ast.unparse(tree).encode()
+
+
 def code_sha256(modules: Iterable[str]) -> str:
-    """sha256 over (relative path, bytes) of every dvd360 source file the modules import, transitively."""
+    """sha256 over (relative path, `code_text`) of every dvd360 source file the modules import, transitively."""
     root = package_root().parent
     digest = hashlib.sha256()
     for source in module_sources(modules):
-        digest.update(source.relative_to(root).as_posix().encode() + b"\n" + source.read_bytes() + b"\n")
+        digest.update(source.relative_to(root).as_posix().encode() + b"\n" + code_text(source.read_bytes()) + b"\n")
     return digest.hexdigest()
 
 

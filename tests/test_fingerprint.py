@@ -80,10 +80,29 @@ def test_code_hash_changes_with_any_imported_file(tmp_path, monkeypatch):
     before = code_sha256(["dvd360.top"])
     (package / "other.py").write_text("Y = 2\n")  # not imported: no change
     assert code_sha256(["dvd360.top"]) == before
+    # what it says, not what it computes: a docstring, a comment, the layout: no change
+    (package / "sub" / "leaf.py").write_text('"""The leaf."""\n\nX = (1)  # one\n')
+    (package / "top.py").write_text('def f():\n    """Import the leaf."""\n    from .sub import leaf  # lazily\n')
+    code_deps._direct_imports.cache_clear()
+    assert code_sha256(["dvd360.top"]) == before
     (package / "sub" / "leaf.py").write_text("X = 2\n")
     code_deps._direct_imports.cache_clear()
     assert code_sha256(["dvd360.top"]) != before
     code_deps._direct_imports.cache_clear()
+
+
+@pytest.mark.parametrize("edited", [
+    "def f(x):\n    return x + 2\n",                       # another constant
+    "def f(x):\n    'doc'\n    return 'doc' + x\n",       # a string in the code (its docstring dropped)
+    "def f(y):\n    return y + 1\n",                       # another name
+    "class f:\n    pass\n"])                               # another kind
+def test_code_text_changes_with_what_the_code_computes(edited):
+    from dvd360.fingerprint import code_text
+
+    original = 'def f(x):\n    """Add one."""\n    return x + 1  # the one\n'
+    assert code_text(original.encode()) == code_text(b"def f(x):\n    return x+1\n")
+    assert code_text(edited.encode()) != code_text(original.encode())
+    assert code_text(b"def f(:\n") == b"def f(:\n"  # does not parse: its bytes
 
 
 def test_stage_code_deps_lists_the_script_first():
