@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from dvd360.atomic import atomic_path, write_json
+from dvd360.atomic import atomic_path
 from dvd360.methods import Method, Prompt
-from dvd360.provenance import sha256_of
+from dvd360.provenance import RUN_SUFFIX, sha256_of, write_record
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -60,10 +60,8 @@ class GenerateSettings:
 
 
 # What a generation measures rather than what it makes (wall times, peak memory, graphs compiled
-# in this call, which the first video of a process does): different on every run, so kept out of
-# the record, in `{stem}{RUN_SUFFIX}`.
+# in this call, which the first video of a process does): in `{stem}.run.json` (`write_record`).
 MEASURED = ("timings_s", "peak_memory", "graphs_compiled", "seconds")
-RUN_SUFFIX = ".run.json"  # .dvcignore names it
 
 
 @dataclass(frozen=True)
@@ -241,12 +239,10 @@ def _write_video(paths: VideoPaths, result, method: Method, prompt: Prompt, clip
         with tmp.open("wb") as handle:
             np.savez_compressed(handle, frames=result.frames)
     write_video(paths.mp4, result.frames, fps=settings.fps)
-    made = {**result.record, "seconds": round(seconds, 3)}
-    write_json(paths.run, {key: made[key] for key in MEASURED})
-    record = {**{k: v for k, v in made.items() if k not in MEASURED}, "method": method.id,
-              "method_definition": asdict(method), "prompt_id": prompt.id, "condition_clip": clip_id,
-              "reference_motion": reference, "personalised": personalised, "fps": settings.fps,
+    record = {**result.record, "method": method.id, "method_definition": asdict(method),
+              "prompt_id": prompt.id, "condition_clip": clip_id, "reference_motion": reference,
+              "personalised": personalised, "fps": settings.fps, "seconds": round(seconds, 3),
               "fingerprint": expected,
               "files": {"mp4": paths.mp4.name, "npz": paths.npz.name, "run": paths.run.name,
                         "mp4_sha256": sha256_of(paths.mp4), "npz_sha256": sha256_of(paths.npz)}}
-    write_json(paths.json, record)
+    write_record(paths.json, record, MEASURED)

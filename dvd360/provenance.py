@@ -19,6 +19,21 @@ TRACKED_PACKAGES = (
 MODEL_FILE_PACKAGES = ("torch", "diffusers", "transformers", "open-clip-torch", "safetensors", "numpy")
 
 
+# What a run measured rather than what it made (wall times, peak memory, the resume point, the
+# commit checked out): written beside a record as `{stem}{RUN_SUFFIX}`, which .dvcignore keeps out
+# of DVC's hashes, so a result made again writes the same record bytes and reruns nothing after it.
+RUN_SUFFIX = ".run.json"
+
+
+def write_record(path: str | Path, record: dict, measured: tuple[str, ...]) -> Path:
+    """Write `record` to `path` (JSON, atomically) without its `measured` keys, which go to
+    `path.with_suffix(RUN_SUFFIX)`, first: the record, written last, marks a finished result."""
+    from dvd360.atomic import write_json
+
+    write_json(Path(path).with_suffix(RUN_SUFFIX), {key: record[key] for key in measured})
+    return write_json(path, {key: value for key, value in record.items() if key not in measured})
+
+
 def versions(packages: tuple[str, ...] = TRACKED_PACKAGES, python: bool = True) -> dict[str, str]:
     """Installed versions of `packages` (default: those that shape our numbers), plus Python's."""
     found = {"python": platform.python_version()} if python else {}

@@ -3,7 +3,7 @@
 Single process (CPU or one GPU):   python pipelines/train.py --variant full
 Data parallel over 8 GPUs:         accelerate launch --multi_gpu --num_processes 8 pipelines/train.py --variant full
 
-Writes `data/adapters/{variant}/adapter.safetensors` (+ adapter.json, training.json, validation
+Writes `data/adapters/{variant}/adapter.safetensors` (+ adapter.json, training.json and its .run.json, validation
 videos) and `reports/train/{variant}/loss.tsv`; checkpoints go to
 `data/checkpoints/train-{variant}/` and an interrupted run resumes from the newest one.
 """
@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             log_metrics({"clips_dropped_fraction": result.dropped["fraction"]})
             log_artifact(result.adapter_path, "adapter")
             log_artifact(result.adapter_path.parent / "training.json", "adapter")
+            log_artifact(result.adapter_path.parent / "training.run.json", "adapter")
     if accelerator.is_main_process:
         print(f"train {args.variant}: {result.step} steps in {result.seconds:.1f} s, final loss "
               f"{result.losses[-1][1] if result.losses else float('nan'):.4f}, {result.dropped['count']} of "

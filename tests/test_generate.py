@@ -11,8 +11,9 @@ import pytest
 import yaml
 
 from dvd360.config import load_params, repo_root, stage_params
-from dvd360.generate import MEASURED, RUN_SUFFIX, GenerateSettings, fingerprint, generate_method, is_complete, video_paths
+from dvd360.generate import MEASURED, GenerateSettings, fingerprint, generate_method, is_complete, video_paths
 from dvd360.methods import Prompt, load_methods
+from dvd360.provenance import RUN_SUFFIX
 
 SMALL = GenerateSettings(seeds=(0, 1), steps=2, guidance=7.5, height=64, width=128, frames=2, fps=8,
                          condition_stride=3, decode_chunk_size=2)

@@ -69,7 +69,7 @@ def _run(stages, capsys, scored: list) -> dict:
         main(list(argv)) if argv else main()
     printed = capsys.readouterr().out
     captions = json.loads(Path("data/captions/report.json").read_text(encoding="utf-8"))
-    training = json.loads(Path("data/adapters/full/training.json").read_text(encoding="utf-8"))
+    training = json.loads(Path("data/adapters/full/training.run.json").read_text(encoding="utf-8"))
     return {"printed": printed, "captions_resumed": captions["resumed"], "clips": captions["clips"],
             "training_resumed_from": training["resumed_from"], "videos_scored": sum(scored)}
 
@@ -79,7 +79,7 @@ def _digest(*parts) -> str:
 
 
 def _outputs() -> dict[str, str]:
-    """Content hashes of what the stages made (records that carry timings left out)."""
+    """Content hashes of what the stages made, records included (what a run measured is in `*.run.json`)."""
     flows = json.loads(Path("data/flows/index.json").read_text(encoding="utf-8"))
     scores = json.loads(Path("data/scores/D.json").read_text(encoding="utf-8"))
     return {
@@ -87,8 +87,9 @@ def _outputs() -> dict[str, str]:
         "captions": _digest(sha256_of("data/captions/fused.csv"), sha256_of("data/captions/erp.csv")),
         "flows": _digest(flows, [sha256_of(entry[kind]) for entry in flows["clips"].values()
                                  for kind in ("flow_video", "flow_npz") if entry[kind]]),
-        "adapter": sha256_of("data/adapters/full/adapter.safetensors"),
-        "video": _digest(sha256_of("data/generations/D/sea-s0.npz"), sha256_of("data/generations/D/sea-s0.mp4")),
+        "adapter": _digest(sha256_of("data/adapters/full/adapter.safetensors"),
+                           sha256_of("data/adapters/full/training.json")),
+        "video": _digest(*(sha256_of(f"data/generations/D/sea-s0.{kind}") for kind in ("npz", "mp4", "json"))),
         "scores": _digest([r["metrics"] for r in scores["videos"]], scores["set_metrics"], scores["summary"]),
     }
 

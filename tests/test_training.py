@@ -3,6 +3,7 @@ the motion-condition index, overfitting one clip, and exact resume from a checkp
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 
@@ -193,6 +194,14 @@ def test_resume_reproduces_the_uninterrupted_run_exactly(tiny_models, prepared, 
     shutil.copytree(saved[0], tmp_path / "b" / "ckpt" / saved[0].name)  # as if stopped after step 2
     resumed = train(tiny_config(tmp_path / "b", tiny_models, prepared, checkpoint_every=2))
     assert resumed.resumed_from == 2 and resumed.step == 4
+    from dvd360.training.trainer import MEASURED
+
+    records, runs = ([json.loads((tmp_path / run / "out" / name).read_text()) for run in "ab"]
+                     for name in ("training.json", "training.run.json"))
+    assert [r["resumed_from"] for r in runs] == [None, 2] and all(set(r) == set(MEASURED) for r in runs)
+    # the resumed run's record is the uninterrupted one's (only the folders in its config differ)
+    assert [{k: v for k, v in r.items() if k != "config"} for r in records[1:]] == [
+        {k: v for k, v in records[0].items() if k != "config"}]
     a = load_file(tmp_path / "a" / "out" / "adapter.safetensors")
     b = load_file(tmp_path / "b" / "out" / "adapter.safetensors")
     assert a.keys() == b.keys()

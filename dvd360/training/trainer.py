@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from dvd360.atomic import write_json, write_text
 from dvd360.models.adapter import Adapter360, load_adapter, save_adapter
 from dvd360.models.injection import FeatureInjection
-from dvd360.provenance import device_name, git_commit, versions
+from dvd360.provenance import device_name, git_commit, versions, write_record
 from dvd360.training import checkpoint as ckpt
 from dvd360.training.conditions import apply_conditions
 from dvd360.training.config import TrainConfig
@@ -365,23 +365,27 @@ def save_checkpoint(accelerator, adapter, optimizer, config: TrainConfig, step: 
         ckpt.publish(folder, step, config.keep_checkpoints)
 
 
+# What a training run measured rather than what it made: in training.run.json (`write_record`).
+MEASURED = ("resumed_from", "seconds_this_run", "git_commit")
+
+
 def write_outputs(adapter: Adapter360, config: TrainConfig, result: TrainResult, world: int,
                   validation_dir: Path, fingerprint: str) -> Path:
-    """`{out_dir}/adapter.safetensors` (+ .json config), `training.json`, validation videos, loss.tsv."""
+    """`{out_dir}/adapter.safetensors` (+ .json config), `training.json` (+ .run.json), validation videos, loss.tsv."""
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if validation_dir.is_dir():
         shutil.copytree(validation_dir, out / "validation", dirs_exist_ok=True)
     if config.report_dir:
         write_loss_table(Path(config.report_dir) / "loss.tsv", result.losses)
-    write_json(out / "training.json", {
+    write_record(out / "training.json", {
         "variant": config.variant, "config": config.to_dict(), "fingerprint": fingerprint,
         "seed": config.seed, "steps": result.step, "resumed_from": result.resumed_from,
         "dropped_clips": result.dropped,
         "world_size": world, "effective_batch": world * config.batch_size,
         "final_loss": result.losses[-1][1] if result.losses else None,
         "seconds_this_run": round(result.seconds, 2), "device": device_name(),
-        "git_commit": git_commit(), "versions": versions()})
+        "git_commit": git_commit(), "versions": versions()}, MEASURED)
     return save_adapter(adapter, out / "adapter.safetensors")
 
 
