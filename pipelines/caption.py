@@ -2,9 +2,10 @@
 
 Writes `data/captions/fused.csv` and `data/captions/erp.csv` (WEB360 format `videoid,name`)
 and `data/captions/report.json` (per clip: the four view captions, both captions; failures;
-captioner, fuser, versions). Progress is kept in `data/checkpoints/caption/progress.jsonl`, so
-an interrupted run resumes. The fuser is a chat endpoint when DVD360_LLM_URL and
-DVD360_LLM_MODEL are set (DVD360_LLM_API_KEY optional), the deterministic template otherwise.
+captioner, fuser, versions; how many clips this run resumed: `report.run.json`). Progress is
+kept in `data/checkpoints/caption/progress.jsonl`, so an interrupted run resumes. The fuser is a
+chat endpoint when DVD360_LLM_URL and DVD360_LLM_MODEL are set (DVD360_LLM_API_KEY optional), the
+deterministic template otherwise.
 """
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ from typing import Literal
 
 from pydantic import Field
 
-from dvd360.atomic import write_json
 from dvd360.captioning import (BlipCaptioner, LandmarkCaptioner, caption_clips, caption_settings, make_fuser,
                                write_caption_csvs)
 from dvd360.captioning.captioners import BLIP_MODEL, CAPTIONERS
 from dvd360.config import load_params
 from dvd360.data.web360 import load_prepared
 from dvd360.params_schema import Device, StageSettings, validated_stage_params
-from dvd360.provenance import versions
+from dvd360.provenance import RUN_SUFFIX, versions, write_record
 from dvd360.stage_process import begin_stage
 from dvd360.tracking import log_artifact, log_metrics, stage_run
 
@@ -60,11 +60,12 @@ def main() -> int:
         if not result.records:  # raised inside the run: it ends FAILED
             raise SystemExit(f"caption: every clip failed: {result.failures}")
         csvs = write_caption_csvs(result.records, out)
-        report = write_json(out / "report.json", {
+        report = write_record(out / "report.json", {
             **identity, "clips": len(result.records), "resumed": result.resumed,
-            "failures": result.failures, "records": result.records, "versions": versions()})
-        log_metrics({"clips_captioned": len(result.records), "clips_failed": len(result.failures)})
-        for path in (*csvs.values(), report):
+            "failures": result.failures, "records": result.records, "versions": versions()}, ("resumed",))
+        log_metrics({"clips_captioned": len(result.records), "clips_failed": len(result.failures),
+                     "clips_resumed": result.resumed})
+        for path in (*csvs.values(), report, report.with_suffix(RUN_SUFFIX)):
             log_artifact(path, "captions")
     for failure in result.failures:
         print(f"caption: clip {failure['videoid']} failed ({failure['video']}): {failure['error']}", file=sys.stderr)

@@ -68,7 +68,8 @@ def _run(stages, capsys, scored: list) -> dict:
         main = _main(stage)
         main(list(argv)) if argv else main()
     printed = capsys.readouterr().out
-    captions = json.loads(Path("data/captions/report.json").read_text(encoding="utf-8"))
+    captions = {**json.loads(Path("data/captions/report.json").read_text(encoding="utf-8")),
+                **json.loads(Path("data/captions/report.run.json").read_text(encoding="utf-8"))}
     training = json.loads(Path("data/adapters/full/training.run.json").read_text(encoding="utf-8"))
     return {"printed": printed, "captions_resumed": captions["resumed"], "clips": captions["clips"],
             "training_resumed_from": training["resumed_from"], "videos_scored": sum(scored)}
@@ -84,7 +85,7 @@ def _outputs() -> dict[str, str]:
     scores = json.loads(Path("data/scores/D.json").read_text(encoding="utf-8"))
     return {
         "dataset": sha256_of("data/web360"),
-        "captions": _digest(sha256_of("data/captions/fused.csv"), sha256_of("data/captions/erp.csv")),
+        "captions": _digest(*(sha256_of(f"data/captions/{name}") for name in ("fused.csv", "erp.csv", "report.json"))),
         "flows": _digest(flows, [sha256_of(entry[kind]) for entry in flows["clips"].values()
                                  for kind in ("flow_video", "flow_npz") if entry[kind]]),
         "adapter": _digest(sha256_of("data/adapters/full/adapter.safetensors"),
