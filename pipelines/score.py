@@ -4,7 +4,7 @@ Reads `data/generations/{method}/*.mp4` (+ `.json` records) for every method fol
 generate stage wrote, the prepared dataset (`data/web360`, reference flows), the CLIP folder
 (`data/models/clip`) and the quality models (`data/models/features/{musiq,aesthetic}`). Writes `data/scores/{method}.json` (per-video records and the
 method summary) and `reports/metrics/summary.json` (DVC metrics); logs one MLflow run with a
-nested run per method, named with the score files they logged in `data/scores/mlflow/runs.json`
+nested run per method, named with the score files they logged in `data/scores/mlflow/runs.run.json`
 (the runs the results page links). Set metrics (FVD, FID/KID, `dvd360.metrics.set_scoring`) compare each method's
 videos with the reference clips of the prepared dataset (`score.reference`), features cached in
 `score.feature_cache`. Data parallel: `torchrun --nproc_per_node N pipelines/score.py` shards

@@ -119,7 +119,7 @@ def test_score_run_links_name_the_runs_and_drop_a_rewritten_score_file(tmp_path,
     (scores / "D.json").write_text('{"method": "D", "rescored": true}')
     assert [link["label"] for link in score_runs(scores)] == ["score A"]
     (scores / RUNS_FILE).write_text("[]")
-    with pytest.raises(ReportInputError, match="runs.json: not a score-runs file"):
+    with pytest.raises(ReportInputError, match="runs.run.json: not a score-runs file"):
         score_runs(scores)
 
 

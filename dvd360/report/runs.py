@@ -1,6 +1,6 @@
 """The MLflow runs a report links to: its stage's own run and the runs that logged its scores.
 
-The score stage writes `{scores}/mlflow/runs.json` beside the score files: its run and each
+The score stage writes `{scores}/mlflow/runs.run.json` beside the score files: its run and each
 method's nested run, each with the sha256 of the score files it logged. A report links such a
 run only while those files are unchanged, so scores rewritten since (another scoring run, a
 copy) never link a run that did not make them.
@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from dvd360.atomic import write_json
-from dvd360.provenance import sha256_of
+from dvd360.provenance import RUN_SUFFIX, sha256_of
 from dvd360.report.gallery import ReportInputError
 
-RUNS_FILE = "mlflow/runs.json"  # a subfolder: no `{method}.json` name is taken
+# A subfolder: no `{method}.json` name is taken. Run ids differ on every run, so it is a run
+# record (RUN_SUFFIX), which DVC ignores: scores made again with the same bytes rerun no report.
+RUNS_FILE = f"mlflow/runs{RUN_SUFFIX}"
 
 
 def run_link(label: str, info: Any) -> dict:
@@ -27,7 +29,7 @@ def run_link(label: str, info: Any) -> dict:
 
 
 def write_score_runs(scores_dir: str | Path, stage: Any, methods: Mapping[str, Any]) -> Path:
-    """`{scores_dir}/mlflow/runs.json`: the score stage's run (`stage`, an info) and each method's
+    """`{scores_dir}/RUNS_FILE`: the score stage's run (`stage`, an info) and each method's
     (`methods`: method -> info), with the sha256 of `{method}.json` as it is now."""
     scores_dir = Path(scores_dir)
     files = {f"{method}.json": sha256_of(scores_dir / f"{method}.json") for method in methods}
@@ -38,7 +40,7 @@ def write_score_runs(scores_dir: str | Path, stage: Any, methods: Mapping[str, A
 
 
 def score_runs(scores_dir: str | Path) -> list[dict]:
-    """The links of `{scores_dir}/mlflow/runs.json` whose score files are unchanged ([] without it)."""
+    """The links of `{scores_dir}/RUNS_FILE` whose score files are unchanged ([] without it)."""
     scores_dir = Path(scores_dir)
     path = scores_dir / RUNS_FILE
     if not path.is_file():
