@@ -45,6 +45,7 @@ def test_same_seed_same_frames_and_lora_weight(setup):
         with_lora = pipe(PROMPT, seed=3, **SMALL)
         assert (with_lora.latents - base.latents).abs().max() > 1e-3
         assert with_lora.record["lora"]["weight"] == 1.0
+        assert with_lora.record["lora"]["path"] == str(components.lora_path)  # outside the repository: as given
     finally:
         pipe.set_panorama_lora(None)
     assert torch.equal(pipe(PROMPT, seed=3, **SMALL).latents, base.latents)
@@ -98,3 +99,18 @@ def test_refusals_before_compute(setup):
             pipe(PROMPT, seed=0, latent_rotation=True, **SMALL)
     finally:
         pipe.scheduler = scheduler
+
+
+def test_lora_is_recorded_by_its_repository_relative_path(setup, tiny_models, monkeypatch):
+    """Inside the repository the record names the LoRA relative to its root: a moved clone's
+    records have the same bytes."""
+    import dvd360.config
+
+    pipe, components = setup
+    monkeypatch.setattr(dvd360.config, "repo_root", lambda: tiny_models.parent)
+    try:
+        pipe.set_panorama_lora(components.lora_path, weight=0.5)
+        relative = components.lora_path.relative_to(tiny_models.parent).as_posix()
+        assert pipe(PROMPT, seed=3, **SMALL).record["lora"] == {"path": relative, "weight": 0.5}
+    finally:
+        pipe.set_panorama_lora(None)

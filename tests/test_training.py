@@ -157,6 +157,26 @@ def test_conditions_skip_synthetic_clips_and_estimate_real_ones(tiny_web360, tmp
     assert applied.clips[0].num_frames == 4 and str(applied.clips[0].flow_video_path) == entry["flow_video"]
 
 
+def test_the_flow_index_names_files_relative_to_the_repository(tiny_web360, tmp_path, monkeypatch):
+    """Two clones in two places write the same index bytes, and the trainer finds each one's files."""
+    from dvd360.data.web360 import index_web360
+    from dvd360.training.conditions import apply_conditions, prepare_conditions
+
+    written = []
+    for place in ("here", "moved"):
+        root = tmp_path / place
+        shutil.copytree(tiny_web360, root / "data" / "web360")
+        (root / "params.yaml").write_text("{}\n")
+        monkeypatch.chdir(root)
+        index = index_web360(root / "data" / "web360")
+        result = prepare_conditions(index.clips, root / "data" / "flows")
+        written.append((root / "data" / "flows" / "index.json").read_bytes())
+        assert all(entry["flow_npz"].startswith("data/web360/") for entry in result["clips"].values())
+        applied = apply_conditions(index, result)
+        assert all(clip.flow_npz_path.is_file() and clip.flow_npz_path.is_relative_to(root) for clip in applied.clips)
+    assert written[0] == written[1]
+
+
 # --------------------------------------------------------------------------------- training
 def test_overfitting_one_clip_lowers_the_loss(tiny_models, prepared, tmp_path):
     """One clip, one repeated sample, no dropout: 30 steps must cut the loss by >= 1.4x

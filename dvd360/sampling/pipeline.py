@@ -42,6 +42,7 @@ from diffusers import (AnimateDiffPipeline, DDIMScheduler, DDPMScheduler,
                        EulerAncestralDiscreteScheduler, EulerDiscreteScheduler)
 from diffusers.utils.torch_utils import randn_tensor
 
+from dvd360.config import repo_relative
 from dvd360.models.adapter import Adapter360
 from dvd360.models.circular_padding import make_width_circular, set_width_circular
 from dvd360.models.injection import FeatureInjection, adapter_active
@@ -120,11 +121,12 @@ class Panorama360Pipeline(AnimateDiffPipeline):
 
     # -- LoRA ---------------------------------------------------------------------------------
     def set_panorama_lora(self, path: str | None, weight: float = 1.0) -> None:
-        """Load a Kohya/A1111 LoRA (diffusers' `load_lora_weights`) at `weight`, or unload with None."""
+        """Load a Kohya/A1111 LoRA (diffusers' `load_lora_weights`) at `weight`, or unload with None.
+        Records name it by its repository-relative path (`repo_relative`: a moved clone's are the same)."""
         loaded = getattr(self, "_panorama_lora", None)
         fused = getattr(self, "_fast_path", None) and self._fast_path["lora_fused"]
-        if fused and {"path": None if path is None else str(path), "weight": float(weight)} != {
-                k: loaded[k] for k in ("path", "weight")}:
+        name = None if path is None else repo_relative(path)
+        if fused and {"path": name, "weight": float(weight)} != {k: loaded[k] for k in ("path", "weight")}:
             raise ValueError(f"the LoRA {loaded['path']} is fused into the weights (fast path) at weight "
                              f"{loaded['weight']}; build a new pipeline to change it")
         if fused:
@@ -134,12 +136,12 @@ class Panorama360Pipeline(AnimateDiffPipeline):
                 self.unload_lora_weights()
             self._panorama_lora = None
             return
-        if loaded is None or loaded["path"] != str(path):
+        if loaded is None or loaded["path"] != name:
             if loaded is not None:
                 self.unload_lora_weights()
             self.load_lora_weights(str(path), adapter_name=PANORAMA_LORA)
         self.set_adapters([PANORAMA_LORA], adapter_weights=[float(weight)])
-        self._panorama_lora = {"path": str(path), "weight": float(weight)}
+        self._panorama_lora = {"path": name, "weight": float(weight)}
 
     # -- fast path ----------------------------------------------------------------------------
     def enable_fast_path(self, fast: FastPath | None = None) -> dict[str, Any]:

@@ -8,7 +8,8 @@ Per clip of a prepared WEB360 index:
   on the first `max_frames` frames and written as the released encoding
   (`{out}/{method}/{id}.mp4`, `encode_flow`) plus numeric flow (`{id}.npz`, key `flow`, float16).
 
-The index (`{out}/index.json`) names, per clip, the source and the flow video the trainer uses.
+The index (`{out}/index.json`) names, per clip, the source and the flow video the trainer uses
+(repository-relative paths, `repo_relative`: a moved clone's index has the same bytes).
 Finished estimates of the same content fingerprint are reused (the stage resumes); a clip that fails is listed and skipped.
 """
 
@@ -21,6 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from dvd360.atomic import atomic_path, write_json
+from dvd360.config import repo_relative, repo_root
 from dvd360.data.flow_estimation import DEFAULT_METHOD
 from dvd360.fingerprint import fingerprint
 from dvd360.provenance import sha256_of
@@ -65,7 +67,7 @@ def estimate_clip(clip, out_dir: Path, method: str, max_frames: int | None) -> d
                 np.savez_compressed(handle, flow=flow.astype(np.float16), fingerprint=np.array(key),
                                     video_sha256=np.array(sha256_of(video_out)))
     return {"source": "estimated", "method": method, "frames": count,
-            "flow_video": str(video_out), "flow_npz": str(npz_out)}
+            "flow_video": repo_relative(video_out), "flow_npz": repo_relative(npz_out)}
 
 
 def prepare_conditions(clips: Iterable, out_dir: str | Path, source: str = "released", method: str = DEFAULT_METHOD,
@@ -80,15 +82,16 @@ def prepare_conditions(clips: Iterable, out_dir: str | Path, source: str = "rele
     for clip in tqdm(list(clips), desc="flow", unit="clip"):
         if clip.flow_npz_path is not None:
             entries[clip.id] = {"source": "exact", "frames": clip.num_frames,
-                                "flow_video": str(clip.flow_video_path), "flow_npz": str(clip.flow_npz_path)}
+                                "flow_video": repo_relative(clip.flow_video_path),
+                                "flow_npz": repo_relative(clip.flow_npz_path)}
         elif source == "released" and clip.flow_video_path is not None:
             entries[clip.id] = {"source": "released", "frames": clip.num_frames,
-                                "flow_video": str(clip.flow_video_path), "flow_npz": None}
+                                "flow_video": repo_relative(clip.flow_video_path), "flow_npz": None}
         else:
             try:
                 entries[clip.id] = estimate_clip(clip, out_dir, method, max_frames)
             except Exception as error:  # report the clip, keep going with the others
-                failures.append({"videoid": clip.id, "video": str(clip.video_path),
+                failures.append({"videoid": clip.id, "video": repo_relative(clip.video_path),
                                  "error": f"{type(error).__name__}: {error}"})
     counts = {kind: sum(e["source"] == kind for e in entries.values()) for kind in ("exact", "released", "estimated")}
     index = {"source": source, "estimator": describe(method), "counts": counts, "clips": entries,
@@ -110,7 +113,7 @@ def apply_conditions(index, conditions: dict):
         if entry is None:
             continue
         npz = entry.get("flow_npz")
-        clips.append(dataclasses.replace(clip, flow_video_path=Path(entry["flow_video"]),
-                                         flow_npz_path=Path(npz) if npz else None,
+        clips.append(dataclasses.replace(clip, flow_video_path=repo_root() / entry["flow_video"],
+                                         flow_npz_path=repo_root() / npz if npz else None,
                                          num_frames=min(clip.num_frames, int(entry["frames"]))))
     return dataclasses.replace(index, clips=clips)
