@@ -8,6 +8,8 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+from dvd360.atomic import write_json
+
 TRACKED_PACKAGES = (
     "dvd360", "torch", "torchvision", "diffusers", "transformers", "peft", "accelerate",
     "open-clip-torch", "torchmetrics", "cd-fvd", "torch-fidelity", "scikit-image", "numpy", "av", "mlflow", "dvc",
@@ -28,8 +30,6 @@ RUN_SUFFIX = ".run.json"
 def write_record(path: str | Path, record: dict, measured: tuple[str, ...]) -> Path:
     """Write `record` to `path` (JSON, atomically) without its `measured` keys, which go to
     `path.with_suffix(RUN_SUFFIX)`, first: the record, written last, marks a finished result."""
-    from dvd360.atomic import write_json
-
     write_json(Path(path).with_suffix(RUN_SUFFIX), {key: record[key] for key in measured})
     return write_json(path, {key: value for key, value in record.items() if key not in measured})
 

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         for summary in summaries:
             log_artifact(summary["paths"].mp4, artifact_path="videos")
             log_artifact(summary["paths"].json, artifact_path="records")
-            if summary["paths"].run.is_file():  # absent for a video an older version made
+            if summary["paths"].run.is_file():  # absent after a `dvc checkout` (not in DVC's cache)
                 log_artifact(summary["paths"].run, artifact_path="runs")
     print(f"generate {method.id}: {len(made)} generated, {len(summaries) - len(made)} kept"
           f"{f' by {world_size} processes' if world_size > 1 else ''}")

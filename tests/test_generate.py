@@ -74,10 +74,17 @@ def test_generate_resumes_and_is_deterministic(tiny_models, prepared, tmp_path):
 def test_dvc_ignores_the_run_measurements():
     """DVC hashes the generations folders without `*.run.json`, so a rerun that makes the same
     videos leaves the folder's hash, and every stage after it, unchanged."""
+    from dvc.repo import Repo
+
     from dvd360.config import repo_root
 
-    patterns = (repo_root() / ".dvcignore").read_text().splitlines()
-    assert f"*{RUN_SUFFIX}" in patterns
+    repo = Repo(str(repo_root()))
+    try:
+        record = video_paths(repo_root() / "data" / "generations", "D", "sea", 0)
+        assert repo.dvcignore.is_ignored_file(str(record.run)) and record.run.name.endswith(RUN_SUFFIX)
+        assert not any(repo.dvcignore.is_ignored_file(str(path)) for path in (record.json, record.mp4, record.npz))
+    finally:
+        repo.close()
 
 
 def test_changed_settings_make_a_video_stale(tiny_models, tmp_path):
