@@ -232,12 +232,12 @@ def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
 
 def parse_options(pairs: list[str]) -> dict[str, object]:
     """["freezing=True", "triton.max_tiles=2"] -> {"freezing": True, "triton.max_tiles": 2}
-    (values as Python literals; anything else stays a string)."""
+    (values as Python literals; anything else stays a string); --inductor-option's and --fast-path's."""
     options: dict[str, object] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise SystemExit(f"--inductor-option {pair!r}: expected KEY=VALUE")
+            raise SystemExit(f"option {pair!r}: expected KEY=VALUE")
         try:
             options[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
@@ -262,6 +262,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="torch.compile backend of the compiled configurations ('eager': a quick CPU check)")
     parser.add_argument("--inductor-option", action="append", default=[], metavar="KEY=VALUE",
                         help="an inductor option of the D fast path (FastPath.inductor_options), e.g. freezing=True; repeatable")
+    parser.add_argument("--fast-path", action="append", default=[], metavar="KEY=VALUE",
+                        help="a FastPath setting of the D fast path, e.g. subpixel_upsample=False; repeatable")
     parser.add_argument("--only", default=",".join(CONFIGURATIONS), help="comma-separated configurations, in the order to run them")
     parser.add_argument("--no-sweep", action="store_true", help="skip the SDPA backend sweep")
     args = parser.parse_args(argv)
@@ -270,6 +272,12 @@ def main(argv: list[str] | None = None) -> dict:
     from dvd360.sampling.fast_path import FastPath
 
     inductor_options = parse_options(args.inductor_option)
+    fast_settings = parse_options(args.fast_path)
+    try:  # checked before anything is built
+        d_fast = FastPath(**{"backend": args.compile_backend, "attention": args.attention,
+                             "inductor_options": inductor_options, **fast_settings})
+    except TypeError as error:
+        raise SystemExit(f"--fast-path: {error}") from error
     chosen = args.only.split(",")
     unknown = sorted(set(chosen) - set(CONFIGURATIONS))
     if unknown:
@@ -287,7 +295,7 @@ def main(argv: list[str] | None = None) -> dict:
             build = lambda: build_full_size(device, dtype, Path(tmp))  # noqa: E731
         print(f"device {device_name()}  dtype {dtype}  {setting}  decode chunk {args.decode_chunk}  "
               f"repeats {args.repeats}  compile backend {args.compile_backend}  D fast attention {args.attention}  "
-              f"D fast inductor options {inductor_options}")
+              f"D fast inductor options {inductor_options}  D fast settings {fast_settings}")
         print({k: versions().get(k) for k in ("torch", "diffusers", "transformers")}, flush=True)
 
         results: dict[str, dict] = {}
@@ -301,9 +309,7 @@ def main(argv: list[str] | None = None) -> dict:
                                                           args.compile_backend),
                    "D eager": lambda: panorama_runner(parts, adapter, setting, device, args.decode_chunk),
                    "D fast path": lambda: panorama_runner(
-                       parts, adapter, setting, device, args.decode_chunk,
-                       FastPath(backend=args.compile_backend, attention=args.attention,
-                                inductor_options=inductor_options))}[name]
+                       parts, adapter, setting, device, args.decode_chunk, d_fast)}[name]
             make = None
             try:
                 make = run()
