@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--compile-backend", default="inductor",
                         help="torch.compile backend of the compiled configurations ('eager': a quick CPU check)")
     parser.add_argument("--inductor-option", action="append", default=[], metavar="KEY=VALUE",
-                        help="an inductor option of the D fast path (FastPath.inductor_options), e.g. freezing=True; repeatable")
+                        help="an inductor option of the D fast path (FastPath.inductor_options), e.g. conv_1x1_as_mm=True; repeatable")
     parser.add_argument("--fast-path", action="append", default=[], metavar="KEY=VALUE",
                         help="a FastPath setting of the D fast path, e.g. subpixel_upsample=False; repeatable")
     parser.add_argument("--only", default=",".join(CONFIGURATIONS), help="comma-separated configurations, in the order to run them")

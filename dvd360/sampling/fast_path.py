@@ -75,11 +75,17 @@ class FastPath:
     path materialises its scores), "auto" elsewhere (the efficient and cuDNN kernels are CUDA's).
 
     `inductor_options`: inductor configuration for both compiled modules (`torch.compile(options=)`;
-    keys as in `torch._inductor.config`, e.g. {"freezing": True}); none by default. H200, one
-    compiled UNet forward (packed temporal attention, default 215.5 ms on that machine):
-    "freezing" (weights as constants) 211.1 ms, compile unchanged; "coordinate_descent_tuning"
-    211.6 ms, compile 387 s instead of 130; "conv_1x1_as_mm" 215.5 ms (README: not yet run end
-    to end, so not the default).
+    keys as in `torch._inductor.config`); none by default. "freezing" is refused: through
+    `options=` it froze nothing (dynamo decides at trace time, from inductor's global setting,
+    whether module tensors become constants), and in force globally it makes the adapter
+    features held by the injection hooks constants too, so a D run recompiled at every step
+    (their roll makes new tensors) and failed under fullgraph (tiny models, CPU, 2026-12-07).
+    H200, one compiled UNet forward (packed temporal attention, default 215.5 ms on that
+    machine): "coordinate_descent_tuning" 211.6 ms, compile 387 s instead of 130 (in the whole
+    pipeline its tuning had not finished after 850 s on an H100); "conv_1x1_as_mm" 215.5 ms.
+
+    `subpixel_upsample`: every up block's nearest-2x + 3x3 conv as four 2x2 convs on its input
+    (`dvd360.sampling.subpixel_upsample`).
     """
 
     compile: bool = True
@@ -110,6 +116,10 @@ class FastPath:
             unknown = sorted(set(self.inductor_options) - set(inductor_config.get_config_copy()))
             if unknown:
                 raise ValueError(f"fast path inductor_options: unknown inductor option(s) {unknown}")
+            if self.inductor_options.get("freezing"):
+                raise ValueError("fast path inductor_options: 'freezing' is not supported: it would make the "
+                                 "adapter features held by the injection hooks constants of the graph (a "
+                                 "recompilation at every step); through torch.compile(options=) it freezes nothing")
 
 
 def compile_kwargs(fast: FastPath) -> dict[str, Any]:

@@ -20,8 +20,8 @@ the sub-pixel form of Shi et al. (2016): 16 (H+1)(W+1) instead of 36 HW multiply
 channel pair (0.45x at 64x128), and no upsampled tensor in memory. The same sums of the same
 products in exact arithmetic; in floating point the combined weights (k1 + k2 and so on, summed
 in float32) are rounded once to the weights' dtype, an error the size of one rounding of a
-weight. In the fast path (`torch.compile` with frozen weights) the combined weights are
-computed once, at compile time.
+weight. The phase kernels are computed from the conv's weight in every call (tap sums: one
+elementwise kernel once compiled), so they can never be stale.
 
 Hand-written: diffusers and PyTorch have no such layer (PyTorch's `pixel_shuffle` is only the
 final interleave, written here as a stack and reshape that inductor fuses into one copy).
@@ -37,18 +37,20 @@ import torch.nn.functional as F
 from diffusers.models.upsampling import Upsample2D
 from torch import nn
 
-# R[a]: how the 3 taps of a kernel axis fold onto the 2 input pixels that phase a sees.
-_FOLD = ((1.0, 0.0, 0.0), (0.0, 1.0, 1.0)), ((1.0, 1.0, 0.0), (0.0, 0.0, 1.0))
+def _fold_taps(weight: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 3 taps along `dim` folded onto 2 pixels for phase 0 (k0, k1 + k2) and 1 (k0 + k1, k2)."""
+    k0, k1, k2 = weight.unbind(dim)
+    return torch.stack([k0, k1 + k2], dim), torch.stack([k0 + k1, k2], dim)
 
 
 def subpixel_weight(weight: torch.Tensor) -> torch.Tensor:
     """(C_out, C_in, 3, 3) -> (4 C_out, C_in, 2, 2): the phase kernels W'_ab = R_a W R_b^T,
     phases in the order (a, b) = 00, 01, 10, 11; summed in float32 (float64 weights: float64),
-    then rounded once to `weight`'s dtype."""
-    exact = torch.promote_types(weight.dtype, torch.float32)
-    fold = torch.tensor(_FOLD, dtype=exact, device=weight.device)  # (2, 2, 3)
-    phases = torch.einsum("apk,oikl,bql->aboipq", fold, weight.to(exact), fold)
-    return phases.reshape(4 * weight.shape[0], weight.shape[1], 2, 2).to(weight.dtype)
+    then rounded once to `weight`'s dtype. Written as tap sums, not a matrix product: one
+    elementwise kernel once compiled (an einsum's batched matmuls cost 1 ms at 1280 channels)."""
+    exact = weight.to(torch.promote_types(weight.dtype, torch.float32))
+    phases = [kernel for rows in _fold_taps(exact, 2) for kernel in _fold_taps(rows, 3)]
+    return torch.cat(phases).to(weight.dtype)
 
 
 def subpixel_upsample_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
