@@ -118,3 +118,15 @@ def test_odd_output_size_takes_the_original_path():
         make_subpixel_upsampling(block)
         assert torch.equal(block(x, output_size=(9, 11)), expected)
     assert F.interpolate(x, size=(9, 11)).shape[-2:] == expected.shape[-2:]
+
+
+def test_upsample_benchmark_runs_on_the_cpu():
+    """The benchmark's CPU check (dynamo's eager backend): both forms timed, both within float32
+    rounding of the float64 reference."""
+    from dvd360.benchmarks.upsample import main
+
+    rows = main(["--tiny", "--repeats", "1", "--compile-backend", "eager"])
+    assert [row["shape"] for row in rows] == ["tiny 8x16", "tiny 16x32"]
+    for row in rows:
+        assert row["upsample+conv"] > 0 and row["sub-pixel"] > 0
+        assert row["upsample+conv error"] < 1e-5 and row["sub-pixel error"] < 1e-5
