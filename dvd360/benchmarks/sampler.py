@@ -231,7 +231,7 @@ def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def parse_options(pairs: list[str]) -> dict[str, object]:
-    """["freezing=True", "triton.max_tiles=2"] -> {"freezing": True, "triton.max_tiles": 2}
+    """["conv_1x1_as_mm=True", "triton.max_tiles=2"] -> {"conv_1x1_as_mm": True, "triton.max_tiles": 2}
     (values as Python literals; anything else stays a string); --inductor-option's and --fast-path's."""
     options: dict[str, object] = {}
     for pair in pairs:
