@@ -120,7 +120,7 @@ def check_view_geometry(canvas) -> None:
 
 
 def test_a_rater_answers_reloads_exports_and_the_file_aggregates(chromium, packet, tmp_path):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     packet_, folder, key_path = packet
     key = json.loads(key_path.read_text())["packets"][packet_.packet_id]
@@ -133,11 +133,13 @@ def test_a_rater_answers_reloads_exports_and_the_file_aggregates(chromium, packe
             page = context.new_page()
             page.on("pageerror", lambda error: errors.append(str(error)))
             page.set_default_timeout(TIMEOUT_MS)
+            expect.set_options(timeout=TIMEOUT_MS)
             page.goto((folder / "index.html").as_uri())
             assert page.locator("h1").inner_text() == "Which 360° video fits best?"
             page.click("text=Start with set 1")
             for index, packet_set in enumerate(packet_.sets):
-                assert page.url.endswith(f"{packet_set.set_id}.html")
+                # The pager's click starts a navigation; wait for the page and its scripts (load event).
+                page.wait_for_url(f"**/{packet_set.set_id}.html")
                 # Every video is playable (HAVE_FUTURE_DATA, no error) and every viewer has drawn it.
                 page.wait_for_function("() => [...document.querySelectorAll('video')].every("
                                        "v => v.readyState >= 3 && !v.error && v.videoWidth > 0)")
@@ -168,16 +170,17 @@ def test_a_rater_answers_reloads_exports_and_the_file_aggregates(chromium, packe
                 for c, criterion in enumerate(criteria):
                     page.check(f"input[name='{criterion}'][value='{label_of[wanted_method(c)]}']")
                 answered = (index + 1) * len(criteria)
-                assert page.locator("#progress-text").inner_text().startswith(f"{answered} of ")
+                expect(page.locator("#progress-text")).to_have_text(re.compile(rf"^{answered} of "))
                 if index == 0:  # a reload keeps the answers
                     page.reload()
                     for c, criterion in enumerate(criteria):
                         checked = page.locator(f"input[name='{criterion}']:checked")
                         assert checked.get_attribute("value") == label_of[wanted_method(c)]
-                    assert page.locator("#progress-text").inner_text().startswith(f"{len(criteria)} of ")
+                    expect(page.locator("#progress-text")).to_have_text(re.compile(rf"^{len(criteria)} of "))
                 page.locator(".pager a.primary").click()
-            assert page.url.endswith("finish.html")
-            assert page.locator("#finish-summary").inner_text().startswith("All questions are answered")
+            page.wait_for_url("**/finish.html")
+            # The summary is written by the page's script once it has run: wait for it (CI once read it empty).
+            expect(page.locator("#finish-summary")).to_have_text(re.compile(r"^All questions are answered"))
             with page.expect_download() as download_info:
                 page.click("main button[data-action=export]")
             download = download_info.value
