@@ -33,12 +33,12 @@ import argparse
 import dataclasses
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from dvd360.benchmarks.timing import Clock
 from dvd360.data import flow_estimation
 from dvd360.data.video import read_frames, write_video
 from dvd360.geometry.rotation import roll_longitude
@@ -78,22 +78,6 @@ def write_videos(folder: Path, count: int, frames: int, height: int, width: int)
         np.savez(folder / f"v{k}.npz", flow=flow)
         files.append((str(folder / f"v{k}.mp4"), str(folder / f"v{k}.npz")))
     return [files[i % DISTINCT_FILES] for i in range(count)]
-
-
-class Clock:
-    """Wall time of a block, CUDA work included."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-
-    def __call__(self, fn, *args, **kwargs) -> tuple[float, object]:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        start = time.perf_counter()
-        result = fn(*args, **kwargs)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        return time.perf_counter() - start, result
 
 
 def quality_scorer(folder: Path, clip, quick: bool, device: torch.device) -> QualityScorer:

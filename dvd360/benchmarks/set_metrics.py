@@ -22,6 +22,7 @@ import time
 import numpy as np
 import torch
 
+from dvd360.benchmarks.timing import Clock
 from dvd360.data.synthetic import make_scene, render_clip
 from dvd360.metrics import set_features as sf
 from dvd360.metrics.set_metrics import set_metrics
@@ -30,13 +31,16 @@ from dvd360.provenance import device_name
 
 
 def _timed(fn, repeats: int = 1) -> tuple[float, object]:
+    """Seconds per call of fn() over `repeats` calls after one warm-up, and the last result."""
     fn()  # warm-up
-    start = time.perf_counter()
-    for _ in range(repeats):
-        out = fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()  # a GPU result is complete before the clock stops
-    return (time.perf_counter() - start) / repeats, out
+
+    def run():
+        for _ in range(repeats):
+            out = fn()
+        return out
+
+    seconds, out = Clock(torch.device("cuda" if torch.cuda.is_available() else "cpu"))(run)
+    return seconds / repeats, out
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,10 +15,10 @@ inputs, seed 0).
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
+from dvd360.benchmarks.timing import Clock
 from dvd360.sampling.subpixel_upsample import make_subpixel_upsampling
 
 GPU_SHAPES = (("unet 8x16", 32, 1280, 8, 16), ("unet 16x32", 32, 1280, 16, 32), ("unet 32x64", 32, 640, 32, 64),
@@ -27,18 +27,11 @@ TINY_SHAPES = (("tiny 8x16", 4, 32, 8, 16), ("tiny 16x32", 2, 16, 16, 32))
 
 
 def _time_ms(fn, x: torch.Tensor, repeats: int) -> float:
-    """Median milliseconds per call of fn(x) (CUDA-synchronised), after two warm-up calls."""
-    times = []
-    for i in range(repeats + 2):
-        if x.is_cuda:
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn(x)
-        if x.is_cuda:
-            torch.cuda.synchronize()
-        if i >= 2:
-            times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2] * 1000
+    """Median milliseconds per call of fn(x), after two warm-up calls."""
+    clock = Clock(x.device)
+    fn(x), fn(x)
+    times = sorted(clock(fn, x)[0] for _ in range(repeats))
+    return times[len(times) // 2] * 1000
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
