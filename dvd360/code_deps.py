@@ -3,7 +3,8 @@
 One answer for two users: the code part of every content fingerprint (`dvd360.fingerprint`)
 and the code dependencies of every DVC stage (dvc.yaml, checked by tests/test_code_deps.py).
 Imports are read from the syntax tree (`ast`), including those inside functions, so a module
-imported lazily counts too; importing `dvd360.a.b` also runs `dvd360/__init__.py` and
+imported lazily counts too, and so does a string "dvd360.module:name" (a reference resolved at
+run time, as the metric specs' `compute`); importing `dvd360.a.b` also runs `dvd360/__init__.py` and
 `dvd360/a/__init__.py`, which therefore count as well. Print a stage's list, check dvc.yaml,
 or rewrite the code deps of every dvc.yaml stage (other deps are kept as written) with::
 
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Iterable
 
 PACKAGE = "dvd360"
+REFERENCE = re.compile(rf"{PACKAGE}(\.\w+)+:\w+")  # "dvd360.module:name", resolved with importlib
 
 
 def package_root() -> Path:
@@ -61,7 +63,9 @@ def _direct_imports(path: Path) -> tuple[str, ...]:
     here = _module_name(path) if path.resolve().is_relative_to(package_root()) else ""
     names: set[str] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and REFERENCE.fullmatch(node.value):
+            found = [node.value.partition(":")[0]]
+        elif isinstance(node, ast.Import):
             found = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative: resolve against this module's package

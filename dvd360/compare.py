@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from dvd360.atomic import atomic_path, write_text
-from dvd360.metrics.registry import METRICS
-from dvd360.metrics.set_metrics import SET_METRICS, summary_row
+from dvd360.metrics.registry import SET_METRIC_NAMES, SPECS, MetricSpec
+from dvd360.metrics.set_metrics import summary_row
 from dvd360.stats import N_RESAMPLES, paired_delta, summarize
 
 FORMATS = ("table", "markdown", "json", "html")
@@ -72,39 +72,70 @@ def _values(scores: Mapping[str, Any], name: str) -> dict[tuple, float]:
             for v in scores["videos"] if name in v["metrics"]}
 
 
+def _entry(spec: MetricSpec, info: Mapping[str, Any], rows: dict) -> dict:
+    details = {k: v for k, v in info.get(spec.name, {}).items() if k not in ("better", "scale", "target")}
+    return {"better": spec.better, "direction": spec.direction, "target": spec.target, "scale": spec.scale,
+            "details": details, "rows": rows}
+
+
+def _video_rows(spec: MetricSpec, scores: Mapping[str, Mapping], reference: str | None, seed: int,
+                n_resamples: int) -> dict:
+    """Per method: mean, CI and n; for a target metric also its distance from the target (what
+    ranks it, `MetricSpec.rank_key`); the paired delta against the reference, of the distance for
+    a target metric (negative: closer to the target than the reference)."""
+    values = {m: _values(scores[m], spec.name) for m in scores}
+    ranked = values if spec.direction != "target" else {
+        m: {key: spec.rank_key(v) for key, v in per_video.items()} for m, per_video in values.items()}
+    rows = {}
+    for method in scores:
+        row = summarize(values[method].values(), seed=seed, n_resamples=n_resamples)
+        if spec.direction == "target":
+            row["target_distance"] = summarize(ranked[method].values(), seed=seed, n_resamples=n_resamples)
+        if reference is not None and method != reference:
+            row["delta"] = paired_delta(ranked[method], ranked[reference], seed=seed, n_resamples=n_resamples)
+        rows[method] = row
+    return rows
+
+
 def build_comparison(scores: Mapping[str, Mapping], reference: str | None = None, *, seed: int = 0,
                      n_resamples: int = N_RESAMPLES) -> dict:
-    """{"methods", "reference", "note", "metrics": {name: {"better", "scale", "rows": {method: {...}}}}}."""
+    """{"methods", "reference", "note", "metrics": {name: {"better", "direction", "target", "scale",
+    "details", "rows": {method: {...}}}}}, in registry order; set metrics (one value per method, its
+    whole set against the reference set) have no paired delta."""
     methods = list(scores)
     if reference is not None and reference not in scores:
         raise UnknownMethodError(f"reference {reference!r} is not among the compared methods {', '.join(methods)}")
     notes = sorted({s.get("note") for s in scores.values() if s.get("note")})
-    info = next(iter(scores.values())).get("metrics_info", {}) if scores else {}
+    first = next(iter(scores.values())) if scores else {}
     table: dict[str, dict] = {}
-    for name, (better, scale) in METRICS.items():
-        per_method = {m: _values(scores[m], name) for m in methods}
-        if not any(per_method.values()):
-            continue
-        rows = {}
-        for method in methods:
-            row = summarize(per_method[method].values(), seed=seed, n_resamples=n_resamples)
-            if reference is not None and method != reference:
-                row["delta"] = paired_delta(per_method[method], per_method[reference], seed=seed,
-                                            n_resamples=n_resamples)
-            rows[method] = row
-        details = {k: v for k, v in info.get(name, {}).items() if k not in ("better", "scale")}
-        table[name] = {"better": better, "scale": scale, "details": details, "rows": rows}
-    # Set metrics: one value per method (its whole set against the reference set), no paired delta.
-    set_info = next(iter(scores.values())).get("set_metrics_info", {}) if scores else {}
-    for name, (better, scale) in SET_METRICS.items():
-        rows = {m: {**summary_row(scores[m]["set_metrics"][name]), "warnings": scores[m]["set_metrics"][name]["warnings"],
-                    **({"delta": None} if reference is not None and m != reference else {})}
-                for m in methods if name in scores[m].get("set_metrics", {})}
-        if rows:
-            details = {k: v for k, v in set_info.get(name, {}).items() if k not in ("better", "scale")}
-            table[name] = {"better": better, "scale": scale, "details": details, "rows": rows}
+    for spec in SPECS:
+        if spec.kind == "video" and any(_values(scores[m], spec.name) for m in methods):
+            table[spec.name] = _entry(spec, first.get("metrics_info", {}),
+                                      _video_rows(spec, scores, reference, seed, n_resamples))
+        elif spec.kind == "set":
+            rows = {m: {**summary_row(scores[m]["set_metrics"][spec.name]),
+                        "warnings": scores[m]["set_metrics"][spec.name]["warnings"],
+                        **({"delta": None} if reference is not None and m != reference else {})}
+                    for m in methods if spec.name in scores[m].get("set_metrics", {})}
+            if rows:
+                table[spec.name] = _entry(spec, first.get("set_metrics_info", {}), rows)
     return {"methods": methods, "reference": reference, "note": " ".join(notes) or None,
             "bootstrap": {"seed": seed, "resamples": n_resamples, "confidence": 0.95}, "metrics": table}
+
+
+def rank_value(entry: Mapping[str, Any], row: Mapping[str, Any]) -> float | None:
+    """What ranks a method's row of a comparison entry, smaller is better: -mean, mean, or the
+    mean distance from the target."""
+    if entry.get("direction") == "target":
+        return (row.get("target_distance") or {}).get("mean")
+    mean = row.get("mean")
+    return None if mean is None else (-mean if entry["better"] == "higher" else mean)
+
+
+def delta_is_better(entry: Mapping[str, Any], delta: Mapping[str, Any]) -> bool:
+    """Whether a paired delta favours the method over the reference (a target metric's delta is
+    of the distance from the target, so smaller is better)."""
+    return delta["mean"] > 0 if entry["better"] == "higher" else delta["mean"] < 0
 
 
 def _fmt(x: float | None, digits: int = 4) -> str:
@@ -136,12 +167,13 @@ def _legend(comparison: Mapping) -> list[str]:
     lines = ["mean over videos with a 95% percentile bootstrap CI "
              f"({comparison['bootstrap']['resamples']} resamples, seed {comparison['bootstrap']['seed']}); "
              "n = videos scored.",
-             "set metrics (fvd_erp, fvd_cubemap, fid_views, kid_views): one value per method, its whole set "
+             f"set metrics ({', '.join(SET_METRIC_NAMES)}): one value per method, its whole set "
              "against the reference set; [CI] = bootstrap over videos, +- = KID subset std; n = generated "
              "videos, ref = reference videos; no paired delta (a set statistic has no per-video pairs)."]
     if comparison["reference"]:
         lines.append(f"delta = method - {comparison['reference']} over the same prompt_id and seed, with its "
-                     "bootstrap CI and a two-sided sign-flip permutation p-value.")
+                     "bootstrap CI and a two-sided sign-flip permutation p-value; for a metric with a target "
+                     "value t, the delta of the distance |ln(x / t)| (negative: closer to the target).")
     for name, entry in comparison["metrics"].items():
         model = entry["details"].get("model") or entry["details"].get("estimator")
         extra = f"; {model}" if model else ""

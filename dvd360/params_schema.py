@@ -3,9 +3,9 @@ stage computes anything.
 
 `load_params` checks params.yaml's structure: `profile`; `paths` (every stage I/O path,
 strings); that every stage section holds only `common`, `tiny` and `paper` mappings. A stage
-script then checks its own settings with `validated_stage_params` and a `StageSettings` model
-(or one per profile) declared beside the values it allows, for both profiles. (Models live with
-their stage so that a stage's code dependencies stay its own.) The eval files are read with
+script then gets its settings from `validated_stage_params`: the `StageSettings` model (or one
+per profile) that the library code it configures declares, checked for both profiles and
+returned as that model, which the stage and the library use as is. The eval files are read with
 `validated_file` (or `read_yaml` + `validated`) and a `StrictModel` each (`dvd360.methods`, `dvd360.study.definition`).
 Every error names the file, the key and what is allowed::
 
@@ -30,21 +30,22 @@ from dvd360.config import PROFILES
 
 SECTION_KEYS = ("common", *PROFILES)
 Model = TypeVar("Model", bound=BaseModel)
-# A device setting, as `dvd360.metrics.engine.resolve_device` takes it ("auto": CUDA when there is one).
+# A device setting, as `dvd360.device.resolve_device` takes it ("auto": CUDA when there is one).
 Device = Annotated[str, Field(pattern=r"^(auto|cpu|mps|cuda(:[0-9]+)?)$")]
 
 
-class StageSettings(BaseModel):
-    """Base of a stage's checked settings, in strict mode (YAML gives real types: "40" is no int);
-    keys it does not declare pass through to the stage unless the model sets extra="forbid"."""
-
-    model_config = ConfigDict(extra="allow", strict=True)
-
-
 class StrictModel(BaseModel):
-    """Base of a configuration file's models: strict types, unknown keys are errors."""
+    """Base of a configuration file's models: strict types (YAML gives real types: "40" is no
+    int), unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class StageSettings(StrictModel):
+    """Base of a stage's settings: params.yaml `<stage>` of one profile (`common` + the profile),
+    read only."""
+
+    model_config = ConfigDict(frozen=True)
 
 
 class ParamsFileError(ValueError):
@@ -139,21 +140,24 @@ def validate_params(params: Mapping[str, Any], path: str | Path = "params.yaml")
 
 
 def validated_stage_params(stage: str, params: Mapping[str, Any],
-                           model: type[StageSettings] | Mapping[str, type[StageSettings]],
-                           path: str | Path = "params.yaml") -> dict[str, Any]:
-    """The active profile's settings of `stage` after checking them, and the other profile's
-    when the file has a section for it (so a typo in the profile not being run is caught too),
-    against `model`; `model` may map each profile to its own model."""
+                           model: type[Model] | Mapping[str, type[Model]],
+                           path: str | Path = "params.yaml") -> Model:
+    """The active profile's settings of `stage` as `model` (`model` may map each profile to its
+    own); the other profile's are checked too when the file has a section for it, so a typo in
+    the profile not being run is caught as well."""
     from dvd360.config import stage_params
 
-    found = []
+    found, active = [], None
     section = params.get(stage) or {}
     for profile in (p for p in PROFILES if p == params["profile"] or p in section):
         checked = model[profile] if isinstance(model, Mapping) else model
         try:
-            checked.model_validate(stage_params(stage, {**params, "profile": profile}))
+            settings = checked.model_validate(stage_params(stage, {**params, "profile": profile}))
         except ValidationError as error:
             found += problems(error, f"{stage}.{profile}", checked)
+            continue
+        if profile == params["profile"]:
+            active = settings
     if found:
         raise ParamsFileError(f"{path}: invalid parameters:\n  " + "\n  ".join(found))
-    return stage_params(stage, params)
+    return active

@@ -3,7 +3,9 @@
 The store defaults to `sqlite:///<repo>/mlflow.db` (MLflow 3.13+ refuses bare `file:` stores);
 set MLFLOW_TRACKING_URI to use another. Artifacts (videos, plots) go to `<repo>/mlartifacts`
 of the clone that runs the stage (re-resolved when a clone is copied or moved). A stage that
-raises ends its run as FAILED, so a failed stage never reads as finished.
+raises ends its run as FAILED, so a failed stage never reads as finished. A run's start and end
+times are the stage's own: a stage's first run starts when its process began (`begin_stage`), a
+nested run when it opens, and every run ends when its `stage_run` exits.
 
 MLflow itself runs in a process of its own (`dvd360.tracking_worker`, one per stage process,
 started by `start_tracking`): its ~3.5 s of import and store set-up then overlap the stage's
@@ -23,6 +25,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
@@ -98,6 +101,18 @@ class _Tracker:
 
 
 _tracker: _Tracker | None = None
+_stage_started: float | None = None  # when this stage's process began, until its first run takes it
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)
+
+
+def mark_stage_start(started: float) -> None:
+    """This process is a stage that began at `started` (seconds since the epoch): its first
+    top-level run starts then."""
+    global _stage_started
+    _stage_started = started
 
 
 def start_tracking() -> _Tracker:
@@ -141,8 +156,14 @@ def stage_run(stage: str, *, profile: str, params: Mapping[str, Any] | None = No
 
     Nested runs (`nested=True`) open inside the enclosing run, in its experiment. The run is
     written by this process's MLflow process; its end waits for every request to be applied and
-    raises TrackingError if MLflow refused one (a stage that raised ends its run FAILED).
+    raises TrackingError if MLflow refused one (a stage that raised ends its run FAILED). The run
+    starts when the stage's process began (its first top-level run, see `mark_stage_start`) or
+    else now, and ends when this block exits, whenever MLflow applies the requests.
     """
+    global _stage_started
+    started = time.time()
+    if not nested and _stage_started is not None:
+        started, _stage_started = _stage_started, None
     tracker = start_tracking()
     name = experiment_name(profile)
     all_tags = {"dvd360.stage": stage, "dvd360.profile": profile,
@@ -152,16 +173,17 @@ def stage_run(stage: str, *, profile: str, params: Mapping[str, Any] | None = No
     tracker.send({"op": "start", "tracking_uri": tracking_uri(), "experiment": name,
                   "artifacts": (repo_root() / "mlartifacts" / name).as_uri(), "store_in_repo": _store_in_repo(),
                   "run_name": run_name or stage, "nested": nested, "tags": all_tags,
-                  "params": _flatten(params) if params else {}})
+                  "params": _flatten(params) if params else {}, "start_time": _ms(started)})
     tracker.open_runs += 1
     run, status = TrackedRun(tracker), "FAILED"
     try:
         yield run
         status = "FINISHED"
     finally:
+        ended = time.time()
         tracker.open_runs -= 1
         try:
-            reply = tracker.send({"op": "end", "status": status}, reply=True)
+            reply = tracker.send({"op": "end", "status": status, "end_time": _ms(ended)}, reply=True)
         except TrackingError:
             if status == "FINISHED":
                 raise
@@ -187,7 +209,7 @@ def log_metrics(metrics: Mapping[str, Any], step: int | None = None) -> None:
         if math.isfinite(number):
             numeric[key] = number
     if numeric:
-        _active_tracker().send({"op": "metrics", "metrics": numeric, "step": step})
+        _active_tracker().send({"op": "metrics", "metrics": numeric, "step": step, "time": _ms(time.time())})
 
 
 def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:

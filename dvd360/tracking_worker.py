@@ -11,7 +11,10 @@ Protocol: one JSON request per line on stdin, applied in order; the requests `in
 get one JSON reply line each on the original stdout (MLflow's own prints go to
 stderr). A failed request is remembered and reported in the reply to the run's `end` (which
 then ends the run FAILED); the following requests of that run are skipped. End of input ends
-any run still open as KILLED (the stage process died without ending it).
+any run still open as KILLED (the stage process died without ending it). Requests carry the
+stage's own times (ms since the epoch): a run is created with the `start` request's `start_time`,
+ended with the `end` request's `end_time` and metrics are stamped with their `time`, so what MLflow
+records does not depend on when this process gets to a request.
 """
 
 from __future__ import annotations
@@ -45,10 +48,11 @@ def _info(mlflow, run) -> dict:
 
 
 class Worker:
-    """Applies requests to MLflow's fluent API; `runs` is the stack of open runs (nesting)."""
+    """Applies requests through an MlflowClient; `runs` is the stack of open runs (nesting)."""
 
     def __init__(self, mlflow):
         self.mlflow = mlflow
+        self.client = None  # made at the first `start`, for its tracking URI
         self.runs: list[Any] = []
         self.errors: list[str | None] = []   # per open run: its first failure
 
@@ -58,16 +62,19 @@ class Worker:
             self._start(request)
             return None
         if op == "end":
-            return self._end(request["status"])
+            return self._end(request["status"], request["end_time"])
         if self.errors and self.errors[-1] is not None:
             return {"error": self.errors[-1]} if op == "info" else None
         try:
             if op == "info":
                 return _info(self.mlflow, self.runs[-1])
+            run_id = self.runs[-1].info.run_id
             if op == "metrics":
-                self.mlflow.log_metrics(request["metrics"], step=request["step"])
+                step = request["step"] or 0
+                self.client.log_batch(run_id, metrics=[self.mlflow.entities.Metric(key, value, request["time"], step)
+                                                       for key, value in request["metrics"].items()])
             elif op == "artifact":
-                self.mlflow.log_artifact(request["path"], artifact_path=request["artifact_path"])
+                self.client.log_artifact(run_id, request["path"], artifact_path=request["artifact_path"])
             else:
                 raise ValueError(f"unknown tracking request {op!r}")
         except Exception as error:  # reported at the run's end, with the request that failed
@@ -83,26 +90,33 @@ class Worker:
         self.errors.append(None)
         try:
             self.mlflow.set_tracking_uri(request["tracking_uri"])
-            experiment_id = (self.runs[-1].info.experiment_id if request["nested"] and self.runs else
+            self.client = self.mlflow.MlflowClient(request["tracking_uri"])
+            parent = self.runs[-1] if request["nested"] and self.runs else None
+            experiment_id = (parent.info.experiment_id if parent else
                              _experiment_id(self.mlflow, request["experiment"], request["artifacts"],
                                             request["store_in_repo"]))
-            run = self.mlflow.start_run(experiment_id=experiment_id, run_name=request["run_name"],
-                                        nested=request["nested"], tags=request["tags"])
+            tags = {**request["tags"], "mlflow.runName": request["run_name"]}
+            if parent:
+                tags["mlflow.parentRunId"] = parent.info.run_id
+            tags = self.mlflow.tracking.context.registry.resolve_tags(tags)  # what mlflow.start_run adds
+            run = self.client.create_run(experiment_id, start_time=request["start_time"], tags=tags,
+                                         run_name=request["run_name"])
             self.runs.append(run)
             if request["params"]:
-                self.mlflow.log_params(request["params"])
+                self.client.log_batch(run.info.run_id, params=[self.mlflow.entities.Param(key, value)
+                                                               for key, value in request["params"].items()])
         except Exception as error:
             self._fail(f"start: {type(error).__name__}: {error}")
             if len(self.runs) < len(self.errors):  # the run did not open
                 self.runs.append(None)
 
-    def _end(self, status: str) -> dict:
-        """End the innermost run; the reply has its info and the run's first failure (or None)."""
+    def _end(self, status: str, end_time: int) -> dict:
+        """End the innermost run at `end_time`; the reply has its info and the run's first failure (or None)."""
         run, error = self.runs.pop(), self.errors.pop()
         if run is None:
             return {"error": error}
         try:
-            self.mlflow.end_run("FAILED" if error else status)
+            self.client.set_terminated(run.info.run_id, "FAILED" if error else status, end_time=end_time)
         except Exception as failure:
             error = error or f"end: {type(failure).__name__}: {failure}"
         return {**_info(self.mlflow, run), "error": error}
@@ -110,8 +124,9 @@ class Worker:
     def close(self) -> None:
         """End every run still open as KILLED (the stage died without ending it)."""
         while self.runs:
-            if self.runs.pop() is not None:
-                self.mlflow.end_run("KILLED")
+            run = self.runs.pop()
+            if run is not None:
+                self.client.set_terminated(run.info.run_id, "KILLED")
 
 
 def main() -> None:

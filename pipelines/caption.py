@@ -12,35 +12,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Literal
 
-from pydantic import Field
-
-from dvd360.captioning import (BlipCaptioner, LandmarkCaptioner, caption_clips, caption_settings, make_fuser,
-                               write_caption_csvs)
-from dvd360.captioning.captioners import BLIP_MODEL, CAPTIONERS
+from dvd360.captioning import caption_clips, caption_settings, make_fuser, write_caption_csvs
+from dvd360.captioning.settings import CaptionSettings, make_captioner
 from dvd360.config import load_params
 from dvd360.data.web360 import load_prepared
-from dvd360.params_schema import Device, StageSettings, validated_stage_params
+from dvd360.params_schema import validated_stage_params
 from dvd360.provenance import RUN_SUFFIX, versions, write_record
 from dvd360.stage_process import begin_stage
 from dvd360.tracking import log_artifact, log_metrics, stage_run
-
-
-class CaptionSettings(StageSettings):
-    captioner: Literal[CAPTIONERS]
-    view_size: int = Field(gt=0)
-    model: str = Field(default=BLIP_MODEL, min_length=1)  # blip: a hub id or a local folder
-    device: Device = "cpu"
-
-
-def make_captioner(settings: dict, root: Path):
-    if settings["captioner"] == "landmarks":
-        return LandmarkCaptioner.from_metadata(root / "metadata.json")
-    if settings["captioner"] == "blip":
-        return BlipCaptioner(settings["model"], device=settings.get("device", "cpu"))
-    raise ValueError(f"params.yaml caption.captioner: unknown captioner {settings['captioner']!r} "
-                     f"(known: {', '.join(CAPTIONERS)})")
 
 
 def main() -> int:
@@ -52,10 +32,10 @@ def main() -> int:
     index = load_prepared(paths["web360"])
     captioner = make_captioner(settings, index.root)
     fuser_name, fuse = make_fuser()
-    identity = caption_settings(captioner, fuser_name, settings["view_size"])
-    inputs = {"scene_metadata": index.root / "metadata.json"} if settings["captioner"] == "landmarks" else {}
-    with stage_run("caption", profile=params["profile"], params={**settings, "fuser": fuser_name}):
-        result = caption_clips(index.clips, captioner, fuse, progress, identity, view_size=settings["view_size"],
+    identity = caption_settings(captioner, fuser_name, settings.view_size)
+    inputs = {"scene_metadata": index.root / "metadata.json"} if settings.captioner == "landmarks" else {}
+    with stage_run("caption", profile=params["profile"], params={**settings.model_dump(), "fuser": fuser_name}):
+        result = caption_clips(index.clips, captioner, fuse, progress, identity, view_size=settings.view_size,
                                inputs=inputs)
         if not result.records:  # raised inside the run: it ends FAILED
             raise SystemExit(f"caption: every clip failed: {result.failures}")

@@ -8,23 +8,13 @@ the dataset's released flow videos (`source: released`) or a wrap-aware estimate
 from __future__ import annotations
 
 import sys
-from typing import Literal
-
-from pydantic import Field
 
 from dvd360.config import load_params
-from dvd360.data.flow_estimation import METHODS
 from dvd360.data.web360 import load_prepared
-from dvd360.params_schema import StageSettings, validated_stage_params
+from dvd360.params_schema import validated_stage_params
 from dvd360.stage_process import begin_stage
 from dvd360.tracking import log_metrics, stage_run
-from dvd360.training.conditions import SOURCES, prepare_conditions
-
-
-class FlowSettings(StageSettings):
-    method: Literal[METHODS]
-    source: Literal[SOURCES]
-    max_frames: int | None = Field(default=None, gt=1)
+from dvd360.training.conditions import FlowSettings, prepare_conditions
 
 
 def main() -> int:
@@ -33,9 +23,8 @@ def main() -> int:
     settings = validated_stage_params("flow", params, FlowSettings)
     paths = params["paths"]
     index = load_prepared(paths["web360"])
-    with stage_run("flow", profile=params["profile"], params=settings):
-        result = prepare_conditions(index.clips, paths["flows"], source=settings["source"],
-                                    method=settings["method"], max_frames=settings.get("max_frames"))
+    with stage_run("flow", profile=params["profile"], params=settings.model_dump()):
+        result = prepare_conditions(index.clips, paths["flows"], settings)
         log_metrics({**result["counts"], "failed": len(result["failures"])})
         if not result["clips"]:  # raised inside the run: it ends FAILED
             raise SystemExit(f"flow: no clip has a condition; failures: {result['failures']}")

@@ -17,42 +17,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from typing import Literal
 
-from pydantic import ConfigDict, Field
-
-from dvd360.config import load_params, repo_root
-from dvd360.generate import DTYPES, GenerateSettings, generate_method
+from dvd360.config import load_params
+from dvd360.distributed import gather_ordered, init_distributed
+from dvd360.generate import GenerateSettings, generate_method
 from dvd360.methods import get_method, load_prompts
-from dvd360.metrics.engine import gather_ordered, init_distributed, resolve_device
-from dvd360.params_schema import Device, StageSettings, validated_stage_params
+from dvd360.params_schema import validated_stage_params
 from dvd360.stage_process import begin_stage
 from dvd360.tracking import log_artifact, log_metrics, stage_run
-
-
-class GenerateStageSettings(StageSettings):
-    """params.yaml `generate`: the sampling settings (GenerateSettings) and where things are."""
-
-    model_config = ConfigDict(extra="forbid")
-    models_dir: str
-    adapters_dir: str
-    prepared_dir: str
-    out_dir: str
-    suite: str                                   # of eval/prompts.yaml
-    seeds: list[int] = Field(min_length=1)
-    steps: int = Field(gt=0)
-    guidance: float = Field(ge=0)
-    negative_prompt: str = ""
-    personalised: str | None = None              # a name under {models_dir}/personalised
-    height: int = Field(gt=0, multiple_of=64)    # the UNet's and the adapter's
-    width: int = Field(gt=0, multiple_of=64)
-    frames: int = Field(gt=0)
-    fps: float = Field(gt=0)
-    condition_stride: int = Field(gt=0)
-    decode_chunk_size: int = Field(gt=0)
-    fast_path: bool = False
-    device: Device
-    dtype: Literal[tuple(DTYPES)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,18 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     params = load_params()
     profile = params["profile"]
-    config = validated_stage_params("generate", params, GenerateStageSettings)
+    settings = validated_stage_params("generate", params, GenerateSettings)
     method = get_method(args.method)
-    prompts = load_prompts(config["suite"])
-    settings = GenerateSettings.from_params(config)
-    root = repo_root()
+    prompts = load_prompts(settings.suite)
     rank, world_size = init_distributed()
     begin_stage(tracks=rank == 0)  # rank 0 logs the stage
-    summaries = generate_method(
-        method, prompts, settings, models_dir=root / config["models_dir"],
-        out_dir=root / config["out_dir"], adapters_dir=root / config["adapters_dir"],
-        prepared_dir=root / config["prepared_dir"], device=str(resolve_device(config["device"])),
-        dtype=config["dtype"], personalised=config.get("personalised"), rank=rank, world_size=world_size)
+    summaries = generate_method(method, prompts, settings, rank=rank, world_size=world_size)
     gathered = gather_ordered([(summary["index"], summary) for summary in summaries])
     if gathered is None:  # not rank 0: rank 0 logs everything
         return 0
@@ -80,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     made = [s for s in summaries if s["status"] == "generated"]
     steady = [s["seconds"] for s in made if not s["first_in_process"]]
     with stage_run("generate", profile=profile, run_name=method.id,
-                   params={**config, "method": vars(method), "processes": world_size}):
+                   params={**settings.model_dump(), "method": vars(method), "processes": world_size}):
         log_metrics({"videos": len(summaries), "videos_generated": len(made),
                      "seconds_per_video": statistics.mean(s["seconds"] for s in made) if made else float("nan"),
                      # without each process's first video, which carries the warm-up (compilation)

@@ -12,41 +12,13 @@ from __future__ import annotations
 
 import time
 
-from pydantic import ConfigDict, Field
-
 from dvd360.atomic import atomic_dir
 from dvd360.config import load_params, repo_root
-from dvd360.models.materialize import MissingPiecesError, build_tiny, check_paper_sources, materialize_paper
-from dvd360.params_schema import StageSettings, validated_stage_params
+from dvd360.models.materialize import (MissingPiecesError, ModelsSettings, build_tiny, check_paper_sources,
+                                       materialize_paper)
+from dvd360.params_schema import validated_stage_params
 from dvd360.stage_process import begin_stage
 from dvd360.tracking import log_artifact, log_metrics, stage_run
-
-
-class TinyModelsSettings(StageSettings):
-    model_config = ConfigDict(extra="forbid")
-    seed: int
-
-
-class PaperModelsSettings(StageSettings):
-    """Hub ids or local paths of every piece (see params.yaml); the feature nets' files default
-    to `feature_nets.PAPER_FILES` under weights/."""
-
-    model_config = ConfigDict(extra="forbid")
-    sd15: str = Field(min_length=1)
-    motion_adapter: str = Field(min_length=1)
-    motion_adapter_config: str | None = None
-    lora: str = Field(min_length=1)
-    personalised: dict[str, str] | None = None
-    adapter_checkpoint: str | None = None
-    clip: str = Field(min_length=1)
-    i3d: str | None = None             # one per feature_nets.KINDS
-    inception: str | None = None
-    musiq: str | None = None
-    aesthetic: str | None = None
-    seed: int = 0
-
-
-ModelsSettings = {"tiny": TinyModelsSettings, "paper": PaperModelsSettings}
 
 
 def main() -> int:
@@ -60,13 +32,13 @@ def main() -> int:
             check_paper_sources(settings)  # before any MLflow run or copying
         except MissingPiecesError as error:
             raise SystemExit(str(error)) from error
-    with stage_run("models", profile=profile, params=settings):
+    with stage_run("models", profile=profile, params=settings.model_dump()):
         start = time.perf_counter()
         with atomic_dir(out) as tmp:
             if profile == "paper":
                 manifest = materialize_paper(tmp, settings)
             else:
-                manifest = build_tiny(tmp, seed=settings["seed"])
+                manifest = build_tiny(tmp, seed=settings.seed)
         size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
         log_metrics({"build_seconds": time.perf_counter() - start, "size_mb": size / 1e6,
                      "pieces": len(manifest["pieces"])})

@@ -13,15 +13,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from pydantic import ConfigDict, Field, model_validator
-from pydantic_core import PydanticCustomError
 
 from dvd360.atomic import atomic_dir
 from dvd360.config import load_params, repo_root
+from dvd360.data.prepare_settings import PrepareSettings, Web360Settings
 from dvd360.data.synthetic_dataset import write_synthetic_web360
 from dvd360.data.video import read_frames, write_video
 from dvd360.data.web360 import INDEX_FILE, Web360ValidationError, dataset_statistics, index_web360, save_index
-from dvd360.params_schema import StageSettings, validated_stage_params
+from dvd360.params_schema import validated_stage_params
 from dvd360.stage_process import begin_stage
 from dvd360.tracking import log_artifact, log_metrics, stage_run
 
@@ -34,40 +33,6 @@ file 1W1eLmaP16GZOeisAR1q-y9JYP9gT1CRs). Unzip it so that {path} holds
 videos_512x1024x100/, WEB360_360TF.csv and, if you have them, flows_512x1024x100/;
 or set prepare.paper.web360_dir in params.yaml to where it already is. Check it with
 `dvd360-eval data check {path}`."""
-
-
-class SyntheticSettings(StageSettings):
-    """tiny: the synthetic dataset (`write_synthetic_web360`): 2:1 clips of even size."""
-
-    model_config = ConfigDict(extra="forbid")
-    clips: int = Field(gt=0)
-    height: int = Field(gt=0, multiple_of=2)
-    width: int = Field(gt=0, multiple_of=2)
-    frames: int = Field(gt=1)
-    fps: float = Field(gt=0)
-    seed: int
-
-    @model_validator(mode="after")
-    def _two_to_one(self) -> SyntheticSettings:
-        if self.width != 2 * self.height:
-            raise PydanticCustomError("erp", "width must be 2 x height (got {height}x{width})",
-                                      {"height": self.height, "width": self.width})
-        return self
-
-
-class Web360Settings(StageSettings):
-    """paper: the real WEB360 download, indexed in place."""
-
-    model_config = ConfigDict(extra="forbid")
-    web360_dir: str = Field(min_length=1)
-    csv: str | None = None
-    require_flows: bool = True
-    lenient: bool = False
-    stats_clips: int | None = Field(default=None, gt=0)
-    fps: float = Field(default=8, gt=0)
-
-
-PrepareSettings = {"tiny": SyntheticSettings, "paper": Web360Settings}
 
 
 def write_preview(index, target: Path, fps: float, frames: int = 32) -> Path:
@@ -88,15 +53,15 @@ def finish(index, out: Path, root_label: str, fps: float, flow_clips: int | None
     return statistics
 
 
-def index_download(settings: dict):
+def index_download(settings: Web360Settings):
     """Validate the real WEB360 folder before anything else; exit with a message if unusable."""
-    root = Path(settings["web360_dir"])
+    root = Path(settings.web360_dir)
     root = root if root.is_absolute() else repo_root() / root
     if not root.is_dir():
         raise SystemExit(WHERE_TO_GET_WEB360.format(path=root))
     try:
-        return index_web360(root, csv=settings.get("csv"), lenient=settings.get("lenient", False),
-                            require_flows=settings.get("require_flows", True), progress=True)
+        return index_web360(root, csv=settings.csv, lenient=settings.lenient, require_flows=settings.require_flows,
+                            progress=True)
     except Web360ValidationError as error:
         raise SystemExit(f"{error}\nFix these files, or set prepare.paper.lenient: true to skip "
                          "the clips they concern.") from error
@@ -109,17 +74,15 @@ def main() -> int:
     settings = validated_stage_params("prepare", params, PrepareSettings)
     out = repo_root() / params["paths"]["web360"]
     index = index_download(settings) if profile == "paper" else None
-    with stage_run("prepare", profile=profile, params=settings):
+    with stage_run("prepare", profile=profile, params=settings.model_dump()):
         with atomic_dir(out) as tmp:
             if index is None:
-                write_synthetic_web360(tmp, clips=settings["clips"], height=settings["height"],
-                                       width=settings["width"], frames=settings["frames"],
-                                       fps=settings["fps"], seed=settings["seed"])
+                write_synthetic_web360(tmp, clips=settings.clips, height=settings.height, width=settings.width,
+                                       frames=settings.frames, fps=settings.fps, seed=settings.seed)
                 index = index_web360(tmp)
-                statistics = finish(index, tmp, ".", settings["fps"], None)
+                statistics = finish(index, tmp, ".", settings.fps, None)
             else:
-                statistics = finish(index, tmp, str(index.root.resolve()), settings.get("fps", 8),
-                                    settings.get("stats_clips"))
+                statistics = finish(index, tmp, str(index.root.resolve()), settings.fps, settings.stats_clips)
         log_metrics(statistics)
         log_artifact(out / PREVIEW_FILE, "preview")
         log_artifact(out / INDEX_FILE)

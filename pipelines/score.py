@@ -2,135 +2,80 @@
 
 Reads `data/generations/{method}/*.mp4` (+ `.json` records) for every method folder the
 generate stage wrote, the prepared dataset (`data/web360`, reference flows), the CLIP folder
-(`data/models/clip`) and the quality models (`data/models/features/{musiq,aesthetic}`). Writes `data/scores/{method}.json` (per-video records and the
-method summary) and `reports/metrics/summary.json` (DVC metrics); logs one MLflow run with a
-nested run per method, named with the score files they logged in `data/scores/mlflow/runs.run.json`
-(the runs the results page links). Set metrics (FVD, FID/KID, `dvd360.metrics.set_scoring`) compare each method's
-videos with the reference clips of the prepared dataset (`score.reference`), features cached in
-`score.feature_cache`. Data parallel: `torchrun --nproc_per_node N pipelines/score.py` shards
-the videos over N processes (one GPU each); rank 0 writes exactly the single-process outputs.
+(`data/models/clip`) and the feature models (`data/models/features`). Writes
+`data/scores/{method}.json` (per-video records and the method summary) and
+`reports/metrics/summary.json` (DVC metrics); logs one MLflow run with a nested run per method,
+named with the score files they logged in `data/scores/mlflow/runs.run.json` (the runs the
+results page links). Set metrics compare each method's videos with the reference clips of the
+prepared dataset (`score.reference`). The models and the scoring are `dvd360.metrics.scorers`'s,
+as for `dvd360-eval score`. Data parallel: `torchrun --nproc_per_node N pipelines/score.py`
+shards the videos over N processes (one GPU each); rank 0 writes exactly the single-process outputs.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import ConfigDict, Field
 
 from dvd360.atomic import write_json
 from dvd360.config import load_params
-from dvd360.data.flow_estimation import METHODS
+from dvd360.data.reference_split import reference_clip_ids
 from dvd360.data.web360 import load_prepared
-from dvd360.fingerprint import code_sha256, content_sha256
-from dvd360.metrics.clip_model import BATCH, PRECISIONS, load_clip
-from dvd360.metrics.engine import world
-from dvd360.metrics.generations import TINY_NOTE, generation_videos, score_generations, summarize_records
-from dvd360.metrics.quality import QualityScorer
-from dvd360.metrics.reference_set import SPLITS, reference_clip_ids
-from dvd360.metrics.scoring import VideoScorer
+from dvd360.distributed import world
+from dvd360.metrics.generations import (ScoreSettings, generation_videos, record_settings, score_generations,
+                                        summarize_records)
+from dvd360.metrics.scorers import ReferenceSet, Scorers
 from dvd360.metrics.set_metrics import summary_row
-from dvd360.metrics.set_scoring import SetScorer
-from dvd360.params_schema import Device, StageSettings, StrictModel, validated_stage_params
-from dvd360.provenance import sha256_of, versions
+from dvd360.params_schema import validated_stage_params
+from dvd360.provenance import versions
 from dvd360.report.runs import write_score_runs
 from dvd360.stage_process import begin_stage
 from dvd360.tracking import log_artifact, log_metrics, stage_run
 
 
-class ReferenceSettings(StrictModel):
-    """The set metrics' reference clips: a split of the prepared dataset, sampled as the conditions."""
-
-    split: Literal[SPLITS]
-    frames: int | None = Field(default=None, gt=0)
-    stride: int = Field(default=1, gt=0)
-
-
-class ScoreSettings(StageSettings):
-    model_config = ConfigDict(extra="forbid")
-    generations: str
-    prepared: str
-    clip: str
-    scores: str
-    summary: str
-    features: str
-    feature_cache: str
-    seed: int
-    bootstrap_resamples: int = Field(gt=0)
-    set_bootstrap_resamples: int = Field(gt=0)
-    keep_repeats: bool = False
-    flow_method: Literal[METHODS]
-    flow_options: dict[str, Any] | None = None
-    device: Device = "auto"
-    precision: Literal[("auto", *PRECISIONS)] = "auto"
-    batch_size: int = Field(default=BATCH, gt=0)
-    workers: int = Field(default=1, ge=0)  # 0: one process per core
-    reference: ReferenceSettings
-
-
-def main() -> None:
-    begin_stage(tracks=world()[0] == 0)  # rank 0 logs the stage
-    all_params = load_params()
-    profile, params = all_params["profile"], validated_stage_params("score", all_params, ScoreSettings)
-    generations, scores_dir = Path(params["generations"]), Path(params["scores"])
-    summary_path = Path(params["summary"])
-    methods = sorted(p.name for p in generations.iterdir() if p.is_dir() and any(p.glob("*.mp4")))
-    if not methods:
-        raise SystemExit(f"{generations}: no method folder with videos; run `dvc repro generate`")
-    clips = load_prepared(params["prepared"]).by_id()
-    clip = load_clip(params["clip"], device=params.get("device", "auto"), precision=params.get("precision", "auto"),
-                     batch_size=int(params.get("batch_size", BATCH)))
-    features = Path(params["features"])
-    quality = QualityScorer(features / "musiq", features / "aesthetic", clip, params.get("device", "auto"))
-    scorer = VideoScorer(clip, params["flow_method"], params.get("flow_options"), quality=quality)
-    # A record is reused only while the video, these settings, the prepared index, the CLIP and
-    # quality models' content and the scoring code (its dvd360 import closure) are unchanged.
-    settings = {"clip": clip.name, "clip_device": clip.device.type, "clip_precision": clip.precision,
-                "clip_batch_size": clip.batch_size, "flow_method": params["flow_method"],
-                "flow_options": params.get("flow_options") or {}, "keep_repeats": bool(params.get("keep_repeats", False)),
-                "prepared_index_sha256": sha256_of(Path(params["prepared"]) / "index.json"),
-                "clip_weights_sha256": content_sha256(params["clip"]), "quality": quality.content_key(),
-                "code_sha256": code_sha256(["dvd360.metrics.generations"])}
+def previous_records(scores_dir: Path, methods: list[str]) -> dict[str, dict[str, dict]]:
+    """{method: {video file name: record}} of the score files already there (reused when unchanged)."""
     previous = {}
     for method in methods:
         out = scores_dir / f"{method}.json"
         if out.is_file():
             previous[method] = {r["video"]: r for r in json.loads(out.read_text(encoding="utf-8")).get("videos", [])}
-    workers = int(params.get("workers", 1)) or os.cpu_count() or 1
-    seed, resamples = int(params["seed"]), int(params["bootstrap_resamples"])
-    # Set metrics (FVD, FID/KID) against the reference clips of the prepared dataset (features
-    # cached), on rank 0; the generated videos' features are extracted while the engine runs.
-    reference = params["reference"]
-    set_scorer = None
-    if world()[0] == 0:
-        set_scorer = SetScorer(params["features"], params["feature_cache"], params.get("device", "auto"), seed=seed,
-                               n_resamples=int(params["set_bootstrap_resamples"]))
-        set_scorer.use_reference([clips[i].video_path for i in reference_clip_ids(clips, reference["split"])],
-                                 reference.get("frames"), int(reference.get("stride", 1)),
-                                 source=f"{params['prepared']} ({reference['split']} split)")
-    beside = (set_scorer.started([video for m in methods for video in generation_videos(generations / m)])
-              if set_scorer is not None else contextlib.nullcontext())
-    with beside:
-        by_method = score_generations(scorer, {m: generations / m for m in methods}, clips, settings, previous, workers,
-                                      keep_repeats=settings["keep_repeats"])
+    return previous
+
+
+def main() -> None:
+    begin_stage(tracks=world()[0] == 0)  # rank 0 logs the stage
+    all_params = load_params()
+    profile, settings = all_params["profile"], validated_stage_params("score", all_params, ScoreSettings)
+    generations, scores_dir, summary_path = Path(settings.generations), Path(settings.scores), Path(settings.summary)
+    methods = sorted(p.name for p in generations.iterdir() if p.is_dir() and any(p.glob("*.mp4")))
+    if not methods:
+        raise SystemExit(f"{generations}: no method folder with videos; run `dvc repro generate`")
+    clips = load_prepared(settings.prepared).by_id()
+    split = settings.reference
+    reference = ReferenceSet([clips[i].video_path for i in reference_clip_ids(clips, split.split)],
+                             source=f"{settings.prepared} ({split.split} split)", frames=split.frames,
+                             stride=split.stride)
+    scorers = Scorers.build(settings, reference)
+    seed, resamples = settings.seed, settings.bootstrap_resamples
+    by_method = score_generations(
+        scorers, {m: generations / m for m in methods}, clips, record_settings(scorers, settings),
+        previous_records(scores_dir, methods), set_paths=[v for m in methods for v in generation_videos(generations / m)])
     if by_method is None:
         return  # a torchrun rank other than 0: rank 0 writes every rank's records
-    random_weights = clip.random_weights or set_scorer.random_weights or quality.random_weights
-    note = TINY_NOTE if profile == "tiny" or random_weights else None
+    note = scorers.note(profile)
+    info = scorers.describe()
     summary = {"profile": profile, "note": note, "methods": {}}
-    with stage_run("score", profile=profile, params=params) as run:
+    with stage_run("score", profile=profile, params=settings.model_dump()) as run:
         method_runs = {}
         for method, records in by_method.items():
             out = scores_dir / f"{method}.json"
             method_summary = summarize_records(records, seed=seed, n_resamples=resamples)
-            sets = set_scorer.score([generations / method / r["video"] for r in records], desc=f"set features {method}")
-            write_json(out, {"method": method, "profile": profile, "note": note, "metrics_info": scorer.describe(),
+            sets = scorers.score_set([generations / method / r["video"] for r in records], desc=f"set features {method}")
+            write_json(out, {"method": method, "profile": profile, "note": note, "metrics_info": info["metrics_info"],
                              "bootstrap": {"seed": seed, "resamples": resamples, "confidence": 0.95},
                              "summary": method_summary, "videos": records, "versions": versions(),
-                             "set_metrics": sets, "set_metrics_info": set_scorer.describe()})
+                             "set_metrics": sets, "set_metrics_info": info["set_metrics_info"]})
             summary["methods"][method] = {**method_summary, **{name: summary_row(r) for name, r in sets.items()}}
             with stage_run("score", profile=profile, run_name=f"score-{method}", nested=True,
                            tags={"dvd360.method": method}) as method_run:
@@ -143,7 +88,7 @@ def main() -> None:
                 log_artifact(out)
             method_runs[method] = method_run.info
             print(f"{method}: {len(records)} videos -> {out}")
-        summary["metrics_info"] = {**scorer.describe(), **set_scorer.describe()}
+        summary["metrics_info"] = {**info["metrics_info"], **info["set_metrics_info"]}
         write_json(summary_path, summary)
         log_artifact(summary_path)
         write_score_runs(scores_dir, run.info, method_runs)  # the runs the results page links

@@ -12,36 +12,24 @@ from __future__ import annotations
 
 import sys
 
-from pydantic import Field
-
 from dvd360.config import load_params, repo_root
-from dvd360.params_schema import StageSettings, validated_stage_params
+from dvd360.params_schema import validated_stage_params
 from dvd360.stage_process import begin_stage
-from dvd360.study.render import build_study
+from dvd360.study.render import StudySettings, build_study
 from dvd360.tracking import log_artifact, log_metrics, stage_run
-
-
-class StudySettings(StageSettings):
-    methods: list[str] = Field(min_length=2)
-    raters: int = Field(gt=0)
-    sets_per_packet: int | None = Field(default=None, gt=0)
-    seed: int
-    attention_check: bool
-    attention_min_agree: int = Field(gt=0)
 
 
 def main() -> int:
     begin_stage()
     all_params = load_params()
-    profile, params = all_params["profile"], validated_stage_params("study", all_params, StudySettings)
+    profile, settings = all_params["profile"], validated_stage_params("study", all_params, StudySettings)
     root = repo_root()
-    with stage_run("study", profile=profile, params=params):
+    with stage_run("study", profile=profile, params=settings.model_dump()):
         try:
-            built = build_study(root / params["generations"], root / params["out_dir"],
-                                methods=list(params["methods"]), raters=int(params["raters"]),
-                                sets_per_packet=params.get("sets_per_packet"), seed=int(params["seed"]),
-                                attention_check=bool(params["attention_check"]),
-                                attention_min_agree=int(params["attention_min_agree"]), profile=profile,
+            built = build_study(root / settings.generations, root / settings.out_dir, methods=settings.methods,
+                                raters=settings.raters, sets_per_packet=settings.sets_per_packet, seed=settings.seed,
+                                attention_check=settings.attention_check,
+                                attention_min_agree=settings.attention_min_agree, profile=profile,
                                 built_by="pipeline")
         except ValueError as error:  # StudyInputError and definition errors name the file
             raise SystemExit(f"study: {error}") from error
@@ -51,7 +39,7 @@ def main() -> int:
     for reason in built.skipped:
         print(f"study: skipped {reason}", file=sys.stderr)
     print(f"study: {len(built.packets)} packets of {len(built.packets[0].sets)} sets -> "
-          f"{params['out_dir']}/packets/ (key: {params['out_dir']}/key.json)")
+          f"{settings.out_dir}/packets/ (key: {settings.out_dir}/key.json)")
     return 0
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from dvd360.data.synthetic import make_scene, render_clip
 from dvd360.data.video import read_frames, write_video
-from dvd360.metrics.generations import TINY_NOTE
+from dvd360.metrics.scorers import RANDOM_WEIGHTS_NOTE as TINY_NOTE
 from dvd360.metrics.scoring import VideoScorer
 from dvd360.provenance import sha256_of
 

@@ -36,8 +36,8 @@ def scores_dir(tmp_path):
 
 def test_comparison_numbers_match_independent_computation(scores_dir):
     comparison = build_comparison(load_scores(scores_dir, ["A", "B", "D"]), "D", n_resamples=2000)
-    row = comparison["metrics"]["seam_ratio"]["rows"]["A"]
-    assert row["mean"] == pytest.approx(np.mean([1.9, 2.5, 3.1, 2.2, 2.8])) and row["n"] == 5
+    row = comparison["metrics"]["clip_similarity_erp"]["rows"]["A"]  # 20 + the seam ratios: higher is better
+    assert row["mean"] == pytest.approx(20 + np.mean([1.9, 2.5, 3.1, 2.2, 2.8])) and row["n"] == 5
     deltas = np.array([1.9, 2.5, 3.1, 2.2, 2.8]) - np.array([1.0, 1.2, 0.9, 1.1, 1.05])
     assert row["delta"]["mean"] == pytest.approx(deltas.mean())
     # All deltas positive: only the all-plus and all-minus sign patterns reach |mean| -> p = 2 / 32.
@@ -45,7 +45,27 @@ def test_comparison_numbers_match_independent_computation(scores_dir):
                      for s in itertools.product((1, -1), repeat=5)])
     assert row["delta"]["p_value"] == pytest.approx(exact) == pytest.approx(2 / 32)
     assert "delta" not in comparison["metrics"]["seam_ratio"]["rows"]["D"]
-    assert comparison["metrics"]["seam_ratio"]["better"] == "lower"
+    assert comparison["metrics"]["seam_ratio"]["better"] == "closer to 1"
+
+
+def test_a_seam_ratio_below_one_never_outranks_a_seamless_method(tmp_path):
+    """Blurred or darkened edge columns give a seam ratio below 1: further from the target 1 than a
+    seamless method's, so neither the star, nor the paired delta, nor the per-video marks rank it first."""
+    from dvd360.report.page import table_groups
+
+    folder = tmp_path / "scores"
+    folder.mkdir()
+    data = {"blurred": [0.62, 0.58, 0.66, 0.60], "seamless": [1.01, 0.99, 1.02, 0.98], "seam": [1.9, 2.1, 1.8, 2.0]}
+    for method, values in data.items():
+        (folder / f"{method}.json").write_text(json.dumps(_scores(method, values)))
+    comparison = build_comparison(load_scores(folder, list(data)), "seamless", n_resamples=200)
+    entry = comparison["metrics"]["seam_ratio"]
+    assert entry["direction"] == "target" and entry["target"] == 1.0
+    distance = np.mean(np.abs(np.log(data["blurred"]))) - np.mean(np.abs(np.log(data["seamless"])))
+    assert entry["rows"]["blurred"]["delta"]["mean"] == pytest.approx(distance) and distance > 0
+    cells = next(m for g in table_groups(comparison) for m in g["metrics"] if m["name"] == "seam_ratio")["cells"]
+    assert [c["method"] for c in cells if c["best"]] == ["seamless"]
+    assert not any(c["better_than_reference"] for c in cells)
 
 
 def test_unknown_methods_list_the_known_ones(scores_dir):
@@ -67,7 +87,7 @@ def test_compare_cli_writes_reports_and_plots(scores_dir, tmp_path):
             "--out-dir", str(out), "--format", "markdown", "--resamples", "500"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    assert "| seam_ratio | lower | A |" in result.output
+    assert "| seam_ratio | closer to 1 | A |" in result.output
     assert {p.name for p in out.iterdir()} >= {"comparison.md", "comparison.json", "comparison.html", "comparison.txt"}
     assert sorted(p.name for p in (out / "plots").iterdir()) == ["clip_similarity_erp.png", "seam_ratio.png"]
     bad = CliRunner().invoke(main, ["compare", "--methods", "A,C", "--scores", str(scores_dir), "--out-dir", str(out)])
@@ -88,7 +108,7 @@ def test_compare_cli_compares_with_D_by_default(scores_dir, tmp_path):
 
 from report_support import ABLATIONS, METHODS, write_report_inputs  # noqa: E402
 
-from dvd360.metrics.registry import METRIC_GROUP_ORDER, METRIC_GROUPS, METRICS  # noqa: E402
+from dvd360.metrics.registry import GROUP_ORDER, METRICS  # noqa: E402
 from dvd360.report.page import table_groups  # noqa: E402
 
 
@@ -105,18 +125,18 @@ def _page_args(inputs, out, *extra):
 
 
 def test_every_metric_has_a_group():
-    assert set(METRICS) <= set(METRIC_GROUPS) and set(METRIC_GROUPS.values()) == set(METRIC_GROUP_ORDER)
+    assert {spec.group for spec in METRICS.values()} == set(GROUP_ORDER)
 
 
 def test_table_rows_are_grouped_and_mark_the_best_mean(scores_dir):
     comparison = build_comparison(load_scores(scores_dir, ["A", "B", "D"]), "D", n_resamples=500)
     groups = table_groups(comparison)
-    assert [g["group"] for g in groups] == ["panorama", "quality"]  # METRIC_GROUP_ORDER, empty groups left out
+    assert [g["group"] for g in groups] == ["panorama", "quality"]  # GROUP_ORDER, empty groups left out
     seam = next(m for g in groups for m in g["metrics"] if m["name"] == "seam_ratio")
     best = {c["method"]: c["best"] for c in seam["cells"]}
-    assert best == {"A": False, "B": False, "D": True}  # lower is better, D has the lowest mean
+    assert best == {"A": False, "B": False, "D": True}  # closer to 1 is better: D is the closest
     a = next(c for c in seam["cells"] if c["method"] == "A")
-    # p = 2/32 > 0.05: not significant; A is worse than D (positive delta, lower is better).
+    # p = 2/32 > 0.05: not significant; A is worse than D (further from 1: a positive delta of the distance).
     assert not a["significant"] and not a["better_than_reference"]
     clip = next(m for g in groups for m in g["metrics"] if m["name"] == "clip_similarity_erp")
     assert "model: tiny-clip" in clip["title"] and "higher is better" in clip["title"]

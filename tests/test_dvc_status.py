@@ -1,6 +1,7 @@
 """What DVC would rerun, in a copy of the repository with placeholder outputs (no compute):
-nothing after nothing changed, no tiny stage after a paper-only param edit, and after a source
-edit exactly the stages whose scripts import that file."""
+nothing after nothing changed, no tiny stage after a paper-only param edit, after a source
+edit exactly the stages whose scripts import that file, and a train stage only for code that
+shapes the adapter."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 import yaml
 
 from dvd360.code_deps import stage_bodies, stage_code_deps
+from dvd360.methods import load_variants
 from repo_support import copy_repository
 
 pytestmark = pytest.mark.slow
@@ -40,15 +42,20 @@ def _changed(root: Path) -> set[str]:
         return set(repo.status())
 
 
-def test_dvc_reruns_exactly_what_changed(tmp_path, monkeypatch):
+def _up_to_date_copy(root: Path) -> None:
+    """A copy of the repository at `root` (the working directory) in which every stage is up to date."""
     from dvc.repo import Repo
 
-    copy_repository(tmp_path)
-    monkeypatch.chdir(tmp_path)
-    with Repo(str(tmp_path)) as repo:
+    copy_repository(root)
+    with Repo(str(root)) as repo:
         _placeholders(repo)
         _placeholders(repo)  # outputs nested in other stages' deps appear on the second pass
         repo.commit(force=True)
+
+
+def test_dvc_reruns_exactly_what_changed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _up_to_date_copy(tmp_path)
     assert _changed(tmp_path) == set()  # nothing changed, nothing reruns
 
     params_file = tmp_path / "params.yaml"
@@ -79,3 +86,20 @@ def test_dvc_reruns_exactly_what_changed(tmp_path, monkeypatch):
         assert changed == importing and importing == (known or importing) and len(importing) >= 1, source
         edited.write_text(original)
     assert _changed(tmp_path) == set()
+
+
+@pytest.mark.parametrize("source, reruns_training", [("dvd360/metrics/engine.py", False),
+                                                     ("dvd360/sampling/fast_path.py", False),
+                                                     ("dvd360/training/loss.py", True)])
+def test_train_stages_rerun_only_for_what_shapes_the_adapter(tmp_path, monkeypatch, source, reruns_training):
+    """Any byte edit reruns the stages that list the file: the scoring engine and the sampler's fast
+    path no train stage, the latitude loss every train stage (and nothing else)."""
+    monkeypatch.chdir(tmp_path)
+    _up_to_date_copy(tmp_path)
+    edited = tmp_path / source
+    edited.write_bytes(edited.read_bytes() + b"# edit\n")
+    changed, training = _changed(tmp_path), {f"train@{variant}" for variant in load_variants()}
+    if reruns_training:
+        assert changed == training
+    else:
+        assert changed and not changed & training, changed  # the edit reruns some stage, no train stage

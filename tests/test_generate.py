@@ -10,13 +10,15 @@ import numpy as np
 import pytest
 import yaml
 
-from dvd360.config import load_params, repo_root, stage_params
+from dvd360.config import load_params, repo_root
 from dvd360.generate import MEASURED, GenerateSettings, fingerprint, generate_method, is_complete, video_paths
 from dvd360.methods import Prompt, load_methods
+from dvd360.params_schema import validated_stage_params
 from dvd360.provenance import RUN_SUFFIX
 
-SMALL = GenerateSettings(seeds=(0, 1), steps=2, guidance=7.5, height=64, width=128, frames=2, fps=8,
-                         condition_stride=3, decode_chunk_size=2)
+SMALL = GenerateSettings(models_dir="models", adapters_dir="adapters", prepared_dir="prepared", out_dir="gen",
+                         suite="tiny", seeds=[0, 1], steps=2, guidance=7.5, height=64, width=128, frames=2, fps=8.0,
+                         condition_stride=3, decode_chunk_size=2, device="cpu", dtype="float32")
 SEA = Prompt(id="sea", text="a panoramic view of the sea", condition="00000")
 
 
@@ -31,9 +33,10 @@ def prepared(tiny_web360, tmp_path_factory):
 
 
 def _run(method_id, settings, tmp_path, models, prepared, prompts=(SEA,)):
-    return generate_method(load_methods()[method_id], list(prompts), settings, models_dir=models,
-                           out_dir=tmp_path / "gen", adapters_dir=tmp_path / "adapters",
-                           prepared_dir=prepared, progress=False)
+    folders = {"models_dir": str(models), "out_dir": str(tmp_path / "gen"), "adapters_dir": str(tmp_path / "adapters"),
+               "prepared_dir": str(prepared)}
+    return generate_method(load_methods()[method_id], list(prompts), settings.model_copy(update=folders),
+                           progress=False)
 
 
 def test_generate_resumes_and_is_deterministic(tiny_models, prepared, tmp_path):
@@ -95,23 +98,27 @@ def test_changed_settings_make_a_video_stale(tiny_models, tmp_path):
         path.write_bytes(b"video")
     from dvd360.provenance import sha256_of
 
-    current = fingerprint(method, SEA, 0, SMALL, "models", None, None)
+    current = fingerprint(method, SEA, 0, SMALL, "cpu", "models", None)
     paths.json.write_text(json.dumps({"fingerprint": current, "files": {
         "mp4_sha256": sha256_of(paths.mp4), "npz_sha256": sha256_of(paths.npz)}}))
     assert is_complete(paths, current)
-    changed = GenerateSettings(**{**SMALL.__dict__, "steps": 3})
-    assert not is_complete(paths, fingerprint(method, SEA, 0, changed, "models", None, None))
-    assert not is_complete(paths, fingerprint(method, SEA, 0, SMALL, "other models", None, None))
+    for change in ({"steps": 3}, {"dtype": "bfloat16"}, {"personalised": "toon"}, {"fast_path": True}):
+        assert not is_complete(paths, fingerprint(method, SEA, 0, SMALL.model_copy(update=change), "cpu", "models", None))
+    assert not is_complete(paths, fingerprint(method, SEA, 0, SMALL, "cuda", "models", None))  # another device type
+    assert not is_complete(paths, fingerprint(method, SEA, 0, SMALL, "cpu", "other models", None))
+    # which videos, where files are, and the device as written (not its type) leave a video as it is
+    for change in ({"seeds": [5]}, {"suite": "paper"}, {"out_dir": "elsewhere"}, {"device": "auto"}):
+        assert is_complete(paths, fingerprint(method, SEA, 0, SMALL.model_copy(update=change), "cpu", "models", None))
 
 
 def test_changed_code_makes_a_video_stale(monkeypatch):
     import dvd360.fingerprint
 
     method = load_methods()["A"]
-    before = fingerprint(method, SEA, 0, SMALL, "models", None, None)
-    assert fingerprint(method, SEA, 0, SMALL, "models", None, None) == before
+    before = fingerprint(method, SEA, 0, SMALL, "cpu", "models", None)
+    assert fingerprint(method, SEA, 0, SMALL, "cpu", "models", None) == before
     monkeypatch.setattr(dvd360.fingerprint, "code_sha256", lambda modules: "edited sampler")
-    assert fingerprint(method, SEA, 0, SMALL, "models", None, None) != before
+    assert fingerprint(method, SEA, 0, SMALL, "cpu", "models", None) != before
 
 
 def test_changed_condition_clip_bytes_make_a_video_stale(tmp_path):
@@ -119,10 +126,10 @@ def test_changed_condition_clip_bytes_make_a_video_stale(tmp_path):
     flow = tmp_path / "flow.mp4"
     flow.write_bytes(b"motion")
     files = {"condition_flow_video": flow, "condition_flow_npz": None}
-    before = fingerprint(method, SEA, 0, SMALL, "models", "adapter", None, files)
-    assert fingerprint(method, SEA, 0, SMALL, "models", "adapter", None, files) == before
+    before = fingerprint(method, SEA, 0, SMALL, "cpu", "models", "adapter", files)
+    assert fingerprint(method, SEA, 0, SMALL, "cpu", "models", "adapter", files) == before
     flow.write_bytes(b"other motion")  # same clip id and path, new dataset seed
-    assert fingerprint(method, SEA, 0, SMALL, "models", "adapter", None, files) != before
+    assert fingerprint(method, SEA, 0, SMALL, "cpu", "models", "adapter", files) != before
 
 
 def test_D_uses_its_adapter_and_the_clip_condition(tiny_models, prepared, tmp_path):
@@ -134,7 +141,7 @@ def test_D_uses_its_adapter_and_the_clip_condition(tiny_models, prepared, tmp_pa
         shutil.copyfile(tiny_models / "adapter_init" / name, full / name)
     with pytest.raises(KeyError, match="clip.*'99999'.*not in the prepared dataset"):
         _run("D", SMALL, tmp_path, tiny_models, prepared, [Prompt("x", "a panoramic view of the sea", "99999")])
-    wide = GenerateSettings(**{**SMALL.__dict__, "seeds": (0,), "height": 128, "width": 256})
+    wide = SMALL.model_copy(update={"seeds": [0], "height": 128, "width": 256})
     summary = _run("D", wide, tmp_path, tiny_models, prepared)
     record = json.loads(summary[0]["paths"].json.read_text())
     assert record["condition_clip"] == "00000" and record["adapter"]["condition"] == "given"
@@ -150,8 +157,5 @@ def test_dvc_stages_cover_every_method_with_its_adapter():
 
 @pytest.mark.parametrize("profile", ["tiny", "paper"])
 def test_params_sections_parse(profile):
-    config = stage_params("generate", {**load_params(), "profile": profile})
-    settings = GenerateSettings.from_params(config)
+    settings = validated_stage_params("generate", {**load_params(), "profile": profile}, GenerateSettings)
     assert settings.seeds and settings.width == 2 * settings.height
-    with pytest.raises(KeyError, match="unknown key"):
-        GenerateSettings.from_params({**config, "stepz": 3})

@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 from dvd360.benchmarks.paper_path import ldm_unet_state, ldm_vae_state, original_motion_state
 from dvd360.models import kohya_lora
 from dvd360.models.feature_nets import random_paper_state
-from dvd360.models.materialize import build_tiny, load_components
+from dvd360.models.materialize import PaperModelsSettings, build_tiny, load_components
 from dvd360.models.tiny_configs import tiny_config
 from dvd360.provenance import sha256_of
 
@@ -134,14 +134,14 @@ def paper_sources(tiny_models, tmp_path_factory):
                 "clip": str(tiny_models / "clip"), "i3d": str(root / "i3d_pretrained_400.pt"),
                 "inception": str(root / "pt_inception.pth"), "musiq": str(root / "musiq_spaq.pth"),
                 "aesthetic": str(root / "sa_0_4_vit_l_14_linear.pth"), "seed": 0}
-    return settings
+    return PaperModelsSettings(**settings)
 
 
 def test_paper_loader_reads_the_real_formats(paper_sources, tiny_models, tmp_path):
     from dvd360.models.materialize import materialize_paper
     from dvd360.models.tiny_configs import TINY_DIR
 
-    settings = {**paper_sources, "motion_adapter_config": str(TINY_DIR / "motion_adapter.json")}
+    settings = paper_sources.model_copy(update={"motion_adapter_config": str(TINY_DIR / "motion_adapter.json")})
     manifest = materialize_paper(tmp_path / "models", settings)
     assert manifest["profile"] == "paper"
     assert {"personalised.toon", "adapter_released", "motion_adapter", "lora", "clip", "i3d",
@@ -163,13 +163,14 @@ def test_paper_loader_reads_the_real_formats(paper_sources, tiny_models, tmp_pat
 def test_paper_missing_pieces_are_listed_in_one_message(tmp_path, monkeypatch):
     import socket
 
-    from dvd360.config import load_params, stage_params
-    from dvd360.models.materialize import MissingPiecesError, check_paper_sources
+    from dvd360.config import load_params
+    from dvd360.models.materialize import MissingPiecesError, ModelsSettings, check_paper_sources
+    from dvd360.params_schema import validated_stage_params
 
-    settings = stage_params("models", {**load_params(), "profile": "paper"})
+    settings = validated_stage_params("models", {**load_params(), "profile": "paper"}, ModelsSettings)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.chdir(tmp_path)  # the relative weights/ paths of params.yaml do not exist here
-    settings["sd15"] = "nobody-b2/not-a-cached-model"
+    settings = settings.model_copy(update={"sd15": "nobody-b2/not-a-cached-model"})
     attempts = []
 
     def no_network(sock, address, *args):
@@ -183,7 +184,7 @@ def test_paper_missing_pieces_are_listed_in_one_message(tmp_path, monkeypatch):
     assert attempts == []
     text = str(error.value)
     names = ["sd15", "motion_adapter", "lora", "clip", "i3d", "inception", "musiq", "aesthetic"] + [
-        f"personalised.{n}" for n in settings["personalised"]]
+        f"personalised.{n}" for n in settings.personalised]
     assert f"missing {len(names)} piece(s)" in text
     for name in names:
         assert f"- {name}:" in text
@@ -194,7 +195,7 @@ def test_paper_missing_pieces_are_listed_in_one_message(tmp_path, monkeypatch):
 def test_mm_checkpoint_with_wrong_layout_is_refused(paper_sources, tmp_path):
     from dvd360.models.materialize import motion_adapter_from_original
 
-    state = torch.load(paper_sources["motion_adapter"], weights_only=True)
+    state = torch.load(paper_sources.motion_adapter, weights_only=True)
     state.pop(next(k for k in state if k.endswith("to_q.weight")))
     torch.save(state, tmp_path / "broken.ckpt")
     with pytest.raises(ValueError, match="broken.ckpt: does not match MotionAdapter.*1 missing"):

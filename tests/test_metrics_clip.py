@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dvd360.geometry.rotation import roll_longitude
-from dvd360.metrics.clip_model import ClipSpecError, build_tiny_clip, load_clip, parse_spec
+from dvd360.models.clip_model import ClipSpecError, build_tiny_clip, load_clip, parse_spec
 from dvd360.metrics.clip_similarity import clip_similarity
 from dvd360.metrics.flow_agreement import rigid_rotation_clip
 from dvd360.metrics.frame_consistency import frame_consistency

@@ -9,12 +9,12 @@ import sys
 import pytest
 import yaml
 
-from dvd360.config import load_params, repo_root
+from dvd360.config import load_params, repo_root, stage_params
 from dvd360.params_schema import ParamsFileError, validated_stage_params
 
-# The settings model (or {profile: model}) each stage script declares and checks its section with.
+# The settings model (or {profile: model}) each stage script checks its section with (from the package).
 STAGE_MODELS = {"prepare": "PrepareSettings", "models": "ModelsSettings", "caption": "CaptionSettings",
-                "flow": "FlowSettings", "train": "TrainSettings", "generate": "GenerateStageSettings",
+                "flow": "FlowSettings", "train": "TrainSettings", "generate": "GenerateSettings",
                 "score": "ScoreSettings", "compare": "CompareSettings", "study": "StudySettings"}
 
 
@@ -28,7 +28,7 @@ def _stage_module(stage: str):
 
 
 def _stage_settings(stage: str):
-    """The settings model a stage script declares (e.g. FlowSettings of pipelines/flow.py)."""
+    """The settings model a stage script checks with (e.g. FlowSettings in pipelines/flow.py)."""
     return getattr(_stage_module(stage), STAGE_MODELS[stage])
 
 
@@ -118,20 +118,27 @@ def test_a_profile_without_a_section_is_not_checked(tmp_path):
     del params["generate"]["tiny"]
     params["profile"] = "paper"
     settings = validated_stage_params("generate", params, _stage_settings("generate"))
-    assert settings["suite"] == params["generate"]["paper"]["suite"]
+    assert settings.suite == params["generate"]["paper"]["suite"]
     params["generate"]["tiny"] = {"steps": 0}
     with pytest.raises(ParamsFileError, match=r"generate\.tiny\.steps"):
         validated_stage_params("generate", params, _stage_settings("generate"))
 
 
-def test_train_settings_are_train_config_fields():
-    import dataclasses
+@pytest.mark.parametrize("stage", sorted(STAGE_MODELS))
+def test_the_active_profile_settings_come_back_typed(stage):
+    """What the stage reads is the model's instance: `common` + the profile, defaults filled in."""
+    params = load_params(repo_root() / "params.yaml")
+    models = _stage_settings(stage)
+    settings = validated_stage_params(stage, params, models)
+    assert type(settings) is (models[params["profile"]] if isinstance(models, dict) else models)
+    assert settings.model_dump(exclude_unset=True) == stage_params(stage, params)
 
-    from dvd360.training.config import TrainConfig
 
-    declared = set(_stage_settings("train").model_fields)
-    assert declared == {f.name for f in dataclasses.fields(TrainConfig)} - {"variant", "out_dir", "checkpoint_dir",
-                                                                          "report_dir"}
+def test_a_training_run_adds_only_its_variant_and_folders_to_the_train_settings():
+    from dvd360.training.config import TrainConfig, TrainSettings
+
+    assert set(TrainConfig.model_fields) - set(TrainSettings.model_fields) == {"variant", "out_dir", "checkpoint_dir",
+                                                                                "report_dir"}
 
 
 def test_paper_models_settings_name_every_feature_net():

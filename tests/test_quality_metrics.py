@@ -18,11 +18,14 @@ from geometry_support import py360_view
 from torchvision import transforms
 
 from dvd360.data.synthetic import make_scene, render_clip
-from dvd360.metrics.clip_model import OPENAI_MEAN, OPENAI_STD, build_tiny_clip, load_clip
+from dvd360.models.clip_model import OPENAI_MEAN, OPENAI_STD, build_tiny_clip, load_clip
 from dvd360.metrics.clip_similarity import VIEW_LONS
-from dvd360.metrics.quality import QUALITY_METRICS, QualityScorer, musiq_view_size
+from dvd360.metrics.quality import QualityScorer, musiq_view_size
+from dvd360.metrics.registry import names_needing
 from dvd360.metrics.scoring import VideoInput, VideoScorer
 from dvd360.models.feature_nets import QUALITY_KINDS, build_tiny_feature_net, write_paper_feature_net
+
+QUALITY_METRICS = names_needing("quality_models")
 
 
 @pytest.fixture(scope="module")

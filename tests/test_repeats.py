@@ -76,7 +76,7 @@ def test_a_still_video_keeps_every_frame(clips):
 
 
 def test_frame_consistency_with_repeats_dropped_equals_the_original(clips, tiny_models, tmp_path):
-    from dvd360.metrics.clip_model import load_clip
+    from dvd360.models.clip_model import load_clip
     from dvd360.metrics.scoring import VideoScorer
 
     scorer = VideoScorer(load_clip(tiny_models / "clip"), flow_method=None)

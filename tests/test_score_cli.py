@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from dvd360.cli import main
-from dvd360.metrics.clip_model import build_tiny_clip, load_clip
+from dvd360.models.clip_model import build_tiny_clip, load_clip
 from dvd360.metrics.flow_agreement import rigid_rotation_clip
 from dvd360.metrics.registry import METRIC_NAMES
 from dvd360.metrics.scoring import VideoScorer
@@ -103,6 +103,7 @@ def test_score_cli_lists_every_problem_before_scoring(videos, clip_dir, tmp_path
 def test_score_method_reads_generation_records(tmp_path, clip_dir):
     from dvd360.data.web360 import Clip
     from dvd360.metrics.generations import score_generations, summarize_records
+    from dvd360.metrics.scorers import Scorers, ScoringSettings
 
     frames, flow = rigid_rotation_clip(32, 64, 7, yaw_deg=2.0, pitch_deg=0.0, roll_deg=0.0, seed=2)
     np.savez(tmp_path / "c0.npz", flow=flow)
@@ -115,7 +116,7 @@ def test_score_method_reads_generation_records(tmp_path, clip_dir):
     (method / "p0-s0.json").write_text(json.dumps({
         "prompt": "a sphere", "prompt_id": "p0", "seed": 0, "reference_motion": {"clip_id": "c0", "frame_indices": [0, 2, 4, 6]},
         "rotate_condition": True, "latent_rotation_net_degrees": 90}))
-    scorer = VideoScorer(load_clip(clip_dir), "ilk")
+    scorer = Scorers(ScoringSettings(clip=str(clip_dir), flow_method="ilk"), VideoScorer(load_clip(clip_dir), "ilk"), None)
     records = score_generations(scorer, {"D": method}, clips, {"clip": "tiny"})["D"]
     assert len(records) == 1 and records[0]["reference_flow"]["roll_deg"] == 90.0
     assert records[0]["metrics"]["flow_epe_deg"] < 1.0 and records[0]["metrics"]["flow_direction_agreement"] > 0.9

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from dvd360.data.video import write_video
-from dvd360.metrics.clip_model import build_tiny_clip
+from dvd360.models.clip_model import build_tiny_clip
 from dvd360.metrics.flow_agreement import rigid_rotation_clip
 from test_training_ddp import _free_port
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from dvd360.cli import main
 from dvd360.data.detections import detect_input, detection_line
 from dvd360.data.video import write_video
-from dvd360.metrics.clip_model import build_tiny_clip, load_clip
+from dvd360.models.clip_model import build_tiny_clip, load_clip
 from dvd360.metrics.flow_agreement import rigid_rotation_clip
 from dvd360.metrics.scoring import VideoScorer
 
@@ -70,6 +70,7 @@ def test_score_cli_drops_repeats_and_says_so(clip_dir, tmp_path):
 
 def test_score_stage_scores_the_exact_frames_and_records_detections(clip_dir, tmp_path):
     from dvd360.metrics.generations import score_generations
+    from dvd360.metrics.scorers import Scorers, ScoringSettings
 
     original, repeated, _ = _repeated_with_flow(factor=2)
     method = tmp_path / "A"
@@ -78,11 +79,13 @@ def test_score_stage_scores_the_exact_frames_and_records_detections(clip_dir, tm
     np.savez_compressed(method / "p0-s0.npz", frames=repeated)  # the generate stage's exact frames
     (method / "p0-s0.json").write_text(json.dumps({"prompt": "a sphere", "prompt_id": "p0", "seed": 0}))
     scorer = VideoScorer(load_clip(clip_dir), None)
-    [record] = score_generations(scorer, {"A": method}, {}, {"clip": "tiny"})["A"]
+    scorers = Scorers(ScoringSettings(clip=str(clip_dir)), scorer, None)
+    [record] = score_generations(scorers, {"A": method}, {}, {"clip": "tiny"})["A"]
     assert record["scored_from"] == "p0-s0.npz" and record["frames"] == 6
     assert record["detections"]["repeats"]["factor"] == 2.0
     assert record["detections"]["size"] == {"frames": 12, "height": 32, "width": 64, "summary": "12 frames 32x64"}
     exact = scorer.score(original)["metrics"]
     assert record["metrics"]["seam_ratio"] == pytest.approx(exact["seam_ratio"], rel=1e-12)
-    [kept] = score_generations(scorer, {"A": method}, {}, {"clip": "tiny"}, keep_repeats=True)["A"]
+    keeping = Scorers(ScoringSettings(clip=str(clip_dir), keep_repeats=True), scorer, None)
+    [kept] = score_generations(keeping, {"A": method}, {}, {"clip": "tiny"})["A"]
     assert kept["frames"] == 12 and kept["detections"]["repeats"]["dropped"] == []

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from dvd360.cli import main
 from dvd360.data.video import write_video
-from dvd360.metrics.clip_model import build_tiny_clip
+from dvd360.models.clip_model import build_tiny_clip
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from dvd360.metrics.clip_model import build_tiny_clip, load_clip
-from dvd360.metrics.engine import (JobError, device_label, extract_many, fixed_batches, prefetch, resolve_device,
-                                   shard)
+from dvd360.models.clip_model import build_tiny_clip, load_clip
+from dvd360.device import device_label, fixed_batches, resolve_device
+from dvd360.distributed import shard
+from dvd360.metrics.engine import JobError, extract_many, prefetch
 from dvd360.metrics.flow_agreement import rigid_rotation_clip
 from dvd360.metrics.scoring import VideoInput, VideoScorer
 

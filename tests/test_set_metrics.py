@@ -10,7 +10,7 @@ from scipy.ndimage import gaussian_filter
 
 from dvd360.data.synthetic import make_scene, render_clip
 from dvd360.metrics.feature_cache import FeatureCache
-from dvd360.metrics.reference_set import is_reference_clip, reference_clip_ids
+from dvd360.data.reference_split import is_reference_clip, reference_clip_ids
 from dvd360.metrics.set_features import SetFeatureExtractor, fvd_frame_indices, i3d_input
 from dvd360.metrics.set_metrics import (FACE_GROUP_WEIGHTS, FACE_GROUPS, frechet_distance, frechet_set_metric,
                                         kid_set_metric, set_metrics)
@@ -77,7 +77,7 @@ def test_kid_matches_an_independent_unbiased_mmd():
     m = len(x)
     kxx, kyy, kxy = k(x, x), k(y, y), k(x, y)
     mmd = ((kxx.sum() - np.trace(kxx)) + (kyy.sum() - np.trace(kyy))) / (m * (m - 1)) - 2 * kxy.mean()
-    result = kid_set_metric(gen, ref, subsets=5)
+    result = kid_set_metric("kid_views", gen, ref, subsets=5)
     assert result["value"] == pytest.approx(mmd, rel=1e-6)
     assert result["std"] == pytest.approx(0.0, abs=1e-9) and result["subset_size"] == 30 and result["warnings"]
 

@@ -12,7 +12,7 @@ from dvd360.cli import main
 from dvd360.compare import build_comparison, render
 from dvd360.data.synthetic import make_scene, render_clip
 from dvd360.data.video import write_video
-from dvd360.metrics.clip_model import build_tiny_clip
+from dvd360.models.clip_model import build_tiny_clip
 from dvd360.metrics.set_metrics import SET_METRIC_NAMES
 from dvd360.models.feature_nets import SET_KINDS, build_tiny_feature_net, load_feature_net
 

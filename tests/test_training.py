@@ -12,7 +12,7 @@ import pytest
 from unittest import mock
 import torch
 
-from dvd360.training.config import TrainConfig
+from dvd360.training.config import TrainConfig, TrainSettings
 from dvd360.training.loss import diffusion_loss, latitude_aware_mse, row_weights
 from dvd360.training.schedule import SeededSamples, StepBatches, clip_for_sample
 
@@ -39,12 +39,12 @@ def prepared(tiny_web360, tmp_path_factory):
 def tiny_config(tmp_path, models, data, **changes) -> TrainConfig:
     """Small and fast: 64x128, 2 frames, a few steps, float32, no validation."""
     settings = dict(models_dir=str(models), data_dir=str(data), captions="dataset", conditions=None,
-                    out_dir=str(tmp_path / "out"), checkpoint_dir=str(tmp_path / "ckpt"),
-                    report_dir=str(tmp_path / "report"), height=64, width=128, frames=2, stride=4,
-                    steps=4, lr=1e-3, mixed_precision="no", checkpoint_every=0, log_every=1,
-                    validation_every=0, seed=0)
+                    height=64, width=128, frames=2, stride=4, steps=4, lr=1e-3, mixed_precision="no",
+                    checkpoint_every=0, log_every=1, validation_every=0, seed=0)
     settings.update(changes)
-    return TrainConfig.for_variant(settings.pop("variant", "full"), settings)
+    return TrainConfig.for_variant(settings.pop("variant", "full"), TrainSettings(**settings),
+                                   out_dir=str(tmp_path / "out"), checkpoint_dir=str(tmp_path / "ckpt"),
+                                   report_dir=str(tmp_path / "report"))
 
 
 # ----------------------------------------------------------------------------------- loss
@@ -131,12 +131,13 @@ def test_conditions_skip_synthetic_clips_and_estimate_real_ones(tiny_web360, tmp
     from dvd360.data.flow_estimation import DEFAULT_METHOD, estimate_flow
     from dvd360.data.video import read_frames
     from dvd360.data.web360 import index_web360
-    from dvd360.training.conditions import apply_conditions, prepare_conditions
+    from dvd360.training.conditions import FlowSettings, apply_conditions, prepare_conditions
 
+    four = FlowSettings(max_frames=4)
     index = index_web360(tiny_web360)
     real = dataclasses.replace(index.clips[0], id="real", flow_video_path=None, flow_npz_path=None)
     broken = dataclasses.replace(real, id="broken", video_path=tmp_path / "missing.mp4")
-    result = prepare_conditions([*index.clips, real, broken], tmp_path / "flows", max_frames=4)
+    result = prepare_conditions([*index.clips, real, broken], tmp_path / "flows", four)
     assert result["counts"] == {"exact": len(index.clips), "released": 0, "estimated": 1}
     assert [f["videoid"] for f in result["failures"]] == ["broken"]
     assert (tmp_path / "flows" / "index.json").is_file()
@@ -146,13 +147,13 @@ def test_conditions_skip_synthetic_clips_and_estimate_real_ones(tiny_web360, tmp
     np.testing.assert_allclose(written, expected, atol=0.02)
     assert read_frames(entry["flow_video"]).shape == (4, real.height, real.width, 3)
     stamp = (tmp_path / "flows" / DEFAULT_METHOD / "real.npz").stat().st_mtime_ns
-    prepare_conditions([real], tmp_path / "flows", max_frames=4)          # resumes: not estimated again
+    prepare_conditions([real], tmp_path / "flows", four)                  # resumes: not estimated again
     assert (tmp_path / "flows" / DEFAULT_METHOD / "real.npz").stat().st_mtime_ns == stamp
     other = dataclasses.replace(real, video_path=index.clips[1].video_path)  # same id, other video bytes
-    prepare_conditions([other], tmp_path / "flows", max_frames=4)          # stale: estimated again
+    prepare_conditions([other], tmp_path / "flows", four)                  # stale: estimated again
     again = np.load(tmp_path / "flows" / DEFAULT_METHOD / "real.npz")["flow"].astype(np.float32)
     np.testing.assert_allclose(again, estimate_flow(read_frames(other.video_path, indices=list(range(4)))), atol=0.02)
-    prepare_conditions([real], tmp_path / "flows", max_frames=4)
+    prepare_conditions([real], tmp_path / "flows", four)
     applied = apply_conditions(dataclasses.replace(index, clips=[real]), result)
     assert applied.clips[0].num_frames == 4 and str(applied.clips[0].flow_video_path) == entry["flow_video"]
 
@@ -160,7 +161,7 @@ def test_conditions_skip_synthetic_clips_and_estimate_real_ones(tiny_web360, tmp
 def test_the_flow_index_names_files_relative_to_the_repository(tiny_web360, tmp_path, monkeypatch):
     """Two clones in two places write the same index bytes, and the trainer finds each one's files."""
     from dvd360.data.web360 import index_web360
-    from dvd360.training.conditions import apply_conditions, prepare_conditions
+    from dvd360.training.conditions import FlowSettings, apply_conditions, prepare_conditions
 
     written = []
     for place in ("here", "moved"):
@@ -169,7 +170,7 @@ def test_the_flow_index_names_files_relative_to_the_repository(tiny_web360, tmp_
         (root / "params.yaml").write_text("{}\n")
         monkeypatch.chdir(root)
         index = index_web360(root / "data" / "web360")
-        result = prepare_conditions(index.clips, root / "data" / "flows")
+        result = prepare_conditions(index.clips, root / "data" / "flows", FlowSettings())
         written.append((root / "data" / "flows" / "index.json").read_bytes())
         assert all(entry["flow_npz"].startswith("data/web360/") for entry in result["clips"].values())
         applied = apply_conditions(index, result)
@@ -235,6 +236,28 @@ def test_resume_reproduces_the_uninterrupted_run_exactly(tiny_models, prepared, 
     assert ckpt.list_checkpoints(tmp_path / "a" / "ckpt") == [] and all(p.parent.name == "stale" for p in moved)
 
 
+def test_validation_videos_come_from_the_callback(tiny_models, prepared, tmp_path):
+    """`validate` (the stage's `validation_video`) writes `step-N.mp4` every validation_every steps,
+    from the first validation clip's condition at the validation size; without it the run refuses."""
+    from dvd360.data.video import read_frames
+    from dvd360.sampling.validation import validation_video
+    from dvd360.training.trainer import train
+
+    config = tiny_config(tmp_path, tiny_models, prepared, steps=2, validation_every=2, validation=dict(
+        prompt="a street", steps=1, guidance=7.5, height=64, width=256, frames=2, seed=0))
+    with pytest.raises(ValueError, match="validate callback"):
+        train(config)
+    conditions = []
+
+    def validate(components, adapter, condition, path):
+        conditions.append(condition.shape)
+        return validation_video(config.validation.model_dump(), components, adapter, condition, path)
+
+    train(config, validate=validate)
+    assert conditions == [(2, 3, 64, 256)]
+    assert read_frames(tmp_path / "out" / "validation" / "step-00000002.mp4").shape == (2, 64, 256, 3)
+
+
 def test_resume_fingerprint_covers_clip_content_captions_models_and_settings(tiny_models, prepared, tmp_path):
     """Changed data under the same paths (the issue's new dataset seed) is a different run."""
     import dataclasses
@@ -265,16 +288,19 @@ def test_resume_fingerprint_covers_clip_content_captions_models_and_settings(tin
 
 
 def test_variants_change_what_they_name():
-    full = TrainConfig.for_variant("full", {})
+    def variant(name, **settings):
+        return TrainConfig.for_variant(name, TrainSettings(**settings), out_dir=f"out/{name}", checkpoint_dir="ckpt")
+
+    full = variant("full")
     assert (full.captions, full.temporal, full.latitude_loss) == ("fused", True, True)
-    assert TrainConfig.for_variant("no_360tf", {}).captions == "erp"
-    assert TrainConfig.for_variant("no_pseudo3d", {}).temporal is False
-    assert TrainConfig.for_variant("no_latloss", {}).latitude_loss is False
-    assert TrainConfig.for_variant("no_latloss", {}).out_dir == "data/adapters/no_latloss"
-    assert full.shaping_settings() == TrainConfig.for_variant("full", {"steps": 5, "log_every": 1}).shaping_settings()
-    assert full.shaping_settings() != TrainConfig.for_variant("full", {"lr": 1e-4}).shaping_settings()
-    with pytest.raises(ValueError, match="unknown training settings"):
-        TrainConfig.for_variant("full", {"learning_rate": 1.0})
+    assert variant("no_360tf").captions == "erp"
+    assert variant("no_pseudo3d").temporal is False
+    assert variant("no_latloss").latitude_loss is False
+    assert variant("no_latloss").out_dir == "out/no_latloss"
+    assert full.shaping_settings() == variant("full", steps=5, log_every=1).shaping_settings()
+    assert full.shaping_settings() != variant("full", lr=1e-4).shaping_settings()
+    with pytest.raises(ValueError, match=r"train\.variant: Input should be a variant of eval/methods\.yaml: full, "):
+        variant("no_adapter")
 
 
 def test_dropped_clips_are_counted_and_too_many_fail_the_run(tiny_models, prepared, tmp_path):
@@ -298,16 +324,16 @@ def test_dropped_clips_are_counted_and_too_many_fail_the_run(tiny_models, prepar
 
 def test_the_held_out_reference_split_is_never_trained_on(tiny_models, prepared, tmp_path):
     """With hold_out_reference (the paper profile), exactly the clips of the set metrics'
-    reference split are left out; the split is the hash rule of dvd360.metrics.reference_set."""
+    reference split are left out; the split is the hash rule of dvd360.data.reference_split."""
     from dvd360.data.web360 import load_prepared
-    from dvd360.metrics.reference_set import is_reference_clip
+    from dvd360.data.reference_split import is_reference_clip
     from dvd360.training.trainer import training_clips
 
     ids = [clip.id for clip in load_prepared(prepared).clips]
     held = [i for i in ids if is_reference_clip(i, fraction=0.5)]
     assert 0 < len(held) < len(ids)  # the test's fraction splits these ids both ways
     config = tiny_config(tmp_path, tiny_models, prepared, hold_out_reference=True)
-    with mock.patch("dvd360.metrics.reference_set.is_reference_clip",
+    with mock.patch("dvd360.data.reference_split.is_reference_clip",
                     lambda clip_id: is_reference_clip(clip_id, fraction=0.5)):
         index, _ = training_clips(config)
     assert [c.id for c in index.clips] == [i for i in ids if i not in held]

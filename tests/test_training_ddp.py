@@ -4,7 +4,6 @@ the same number of steps the adapters agree up to float rounding."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import socket
@@ -38,7 +37,7 @@ def test_two_process_gloo_run_matches_one_process(tiny_models, prepared, tmp_pat
     train(single)
     double = tiny_config(tmp_path / "double", tiny_models, prepared, batch_size=1, **common)
     config_file = tmp_path / "double.json"
-    config_file.write_text(json.dumps(dataclasses.asdict(double)))
+    config_file.write_text(double.model_dump_json())
     # As a user runs it: torchrun starts 2 fresh processes (gloo on CPU) on the training entry point.
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),

@@ -42,7 +42,7 @@ from dvd360.benchmarks.timing import Clock
 from dvd360.data import flow_estimation
 from dvd360.data.video import read_frames, write_video
 from dvd360.geometry.rotation import roll_longitude
-from dvd360.metrics.clip_model import build_tiny_clip, load_clip
+from dvd360.models.clip_model import build_tiny_clip, load_clip
 from dvd360.metrics.clip_similarity import ClipImages, clip_similarity, erp_embeddings, view_embeddings
 from dvd360.metrics.engine import cpu_executor, extract_many
 from dvd360.metrics.flow_agreement import estimator_error, flow_agreement, rigid_rotation_clip

@@ -45,7 +45,6 @@ import shutil
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -211,12 +210,14 @@ def _cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def write_sources(parts: dict, adapter, out: Path, *, unet_config: dict, motion_config: Path | None,
-                  lora: dict) -> tuple[dict[str, Any], dict[str, dict[str, torch.Tensor]]]:
+                  lora: dict) -> tuple[Any, dict[str, dict[str, torch.Tensor]]]:
     """Write the sources (module docstring) from built components; return (`models.paper`
     settings pointing at them, the state dicts written: what loading must give back)."""
     from safetensors.torch import save_file
 
-    from dvd360.metrics.clip_model import build_tiny_clip
+    from dvd360.models.materialize import PaperModelsSettings
+
+    from dvd360.models.clip_model import build_tiny_clip
     from dvd360.models import kohya_lora
     from dvd360.models.tiny_configs import write_tiny_tokenizer
 
@@ -256,12 +257,12 @@ def write_sources(parts: dict, adapter, out: Path, *, unet_config: dict, motion_
 
     for kind, name in PAPER_FILES.items():  # the set metrics' nets, in the real files' layout
         torch.save(random_paper_state(kind, seed=SEED), out / name)
-    settings = {"sd15": str(sd), "motion_adapter": str(out / "mm_sd_v14.ckpt"),
-                "motion_adapter_config": None if motion_config is None else str(motion_config),
-                "lora": str(out / "LatentLabs360.safetensors"),
-                "personalised": {PERSONALISED: str(out / "personalised.safetensors")},
-                "adapter_checkpoint": str(out / "360Adapter_flow_v1.ckpt"), "clip": str(out / "clip"),
-                **{kind: str(out / name) for kind, name in PAPER_FILES.items()}, "seed": SEED}
+    settings = PaperModelsSettings(
+        sd15=str(sd), motion_adapter=str(out / "mm_sd_v14.ckpt"),
+        motion_adapter_config=None if motion_config is None else str(motion_config),
+        lora=str(out / "LatentLabs360.safetensors"), personalised={PERSONALISED: str(out / "personalised.safetensors")},
+        adapter_checkpoint=str(out / "360Adapter_flow_v1.ckpt"), clip=str(out / "clip"),
+        **{kind: str(out / name) for kind, name in PAPER_FILES.items()}, seed=SEED)
     return settings, expected
 
 
@@ -341,9 +342,9 @@ def run_videos(models_dir: Path, settings, device: torch.device, dtype: str,
                 and not _mismatches(adapter, expected["adapter"]))
         if method.lora_weight is not None:
             lora = str(models_dir / LORA_FILE)  # what `_load` gave set_panorama_lora
-            with_lora = _video(pipe, None, method, replace(settings, **LORA_CHECK), None).latents
+            with_lora = _video(pipe, None, method, settings.model_copy(update=LORA_CHECK), None).latents
             pipe.set_panorama_lora(lora, 0.0)
-            without = _video(pipe, None, method, replace(settings, **LORA_CHECK), None).latents
+            without = _video(pipe, None, method, settings.model_copy(update=LORA_CHECK), None).latents
             difference = float((with_lora - without).abs().max())
             details["lora max |latent difference| (weight 1 vs 0)"] = difference
             checks[f"{name}: LoRA changes the sample"] = difference > 1e-3
@@ -354,16 +355,17 @@ def run_videos(models_dir: Path, settings, device: torch.device, dtype: str,
 
 
 def _generate_settings(tiny: bool, steps: int | None):
-    from dvd360.config import load_params, stage_params
+    from dvd360.config import load_params
     from dvd360.generate import GenerateSettings
+    from dvd360.params_schema import validated_stage_params
 
-    config = stage_params("generate", {**load_params(), "profile": "tiny" if tiny else "paper"})
-    settings = GenerateSettings.from_params(config)
+    params = {**load_params(), "profile": "tiny" if tiny else "paper"}
+    settings = validated_stage_params("generate", params, GenerateSettings)
     if tiny:
-        settings = replace(settings, **TINY_VIDEO)
+        settings = settings.model_copy(update=TINY_VIDEO)
     if steps is not None:
-        settings = replace(settings, steps=steps)
-    return settings, config["dtype"]
+        settings = settings.model_copy(update={"steps": steps})
+    return settings
 
 
 def _size_gb(folder: Path) -> float:
@@ -377,8 +379,8 @@ def run(workdir: Path, tiny: bool, dtype: str | None = None, steps: int | None =
     from dvd360.models.tiny_configs import TINY_DIR, tiny_config
     from dvd360.provenance import device_name, versions
 
-    settings, default_dtype = _generate_settings(tiny, steps)
-    dtype = dtype or default_dtype
+    settings = _generate_settings(tiny, steps)
+    dtype = dtype or settings.dtype
     if tiny:
         device, source_dtype = torch.device("cpu"), torch.float32
     else:

@@ -108,9 +108,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     accelerator = Accelerator(mixed_precision=args.mixed_precision if cuda else "no", cpu=not cuda)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[args.mixed_precision] if cuda else torch.float32
     size = dict(height=64, width=128, frames=4) if args.tiny else dict(height=512, width=1024, frames=16)
-    config = TrainConfig(**size, batch_size=1, condition_dropout=0.0, text_dropout=0.0, latitude_loss=True,
-                         mixed_precision=args.mixed_precision if cuda else "no")
     with tempfile.TemporaryDirectory() as workdir:
+        config = TrainConfig(**size, batch_size=1, condition_dropout=0.0, text_dropout=0.0, latitude_loss=True,
+                             mixed_precision=args.mixed_precision if cuda else "no", variant="full",
+                             out_dir=workdir, checkpoint_dir=workdir)
         started = time.perf_counter()
         parts, built_adapter = (build_tiny(Path(workdir)) if args.tiny
                                 else build_full_size(accelerator.device, dtype, Path(workdir)))

@@ -38,8 +38,9 @@ def _methods(_ctx, _param, value: str) -> list[str]:
 @click.option("--train-reports", type=click.Path(file_okay=False, path_type=Path), default=Path("reports/train"),
               show_default=True, help="With --format html: folder of {variant}/loss.tsv training curves (if present).")
 @click.option("--ablations", default=None, callback=lambda ctx, param, value: _methods(ctx, param, value) if value else [],
-              help="With --format html: comma-separated ablation methods, shown against the same reference "
-                   "in their own table and gallery, e.g. D_no_360tf,D_no_pseudo3d,D_no_latloss.")
+              help="Comma-separated ablation methods, compared with the same reference in their own table "
+                   "(written to --out-dir/ablations) and, with --format html, gallery; e.g. "
+                   "D_no_360tf,D_no_pseudo3d,D_no_latloss.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap and permutation resampling.")
 @click.option("--resamples", type=click.IntRange(min=100), default=10_000, show_default=True,
               help="Bootstrap resamples and permutation sign patterns.")
@@ -53,9 +54,9 @@ def compare(methods, reference, fmt, scores, mlflow_profile, out_dir, report, ge
     """
     import tempfile
 
-    from dvd360.compare import (UnknownMethodError, build_comparison, load_scores, render, scores_from_mlflow,
-                                write_reports)
+    from dvd360.compare import UnknownMethodError, render, scores_from_mlflow
     from dvd360.report.gallery import ReportInputError
+    from dvd360.report.results import compare_sections
 
     if reference is None and "D" in methods:
         reference = "D"
@@ -66,33 +67,23 @@ def compare(methods, reference, fmt, scores, mlflow_profile, out_dir, report, ge
         with tempfile.TemporaryDirectory() as tmp:
             if mlflow_profile is not None:
                 scores = scores_from_mlflow(mlflow_profile, tmp)
-            loaded = load_scores(scores, methods)
-            comparison = build_comparison(loaded, reference, seed=seed, n_resamples=resamples)
+            sections, written = compare_sections(scores, methods, reference, ablations, out_dir, seed=seed,
+                                                 n_resamples=resamples)
             if fmt == "html":
-                _write_page(report, comparison, loaded, scores, generations, train_reports, ablations,
-                            reference, mlflow_profile, seed, resamples)
+                _write_page(report, sections, scores, generations, train_reports, mlflow_profile)
     except (UnknownMethodError, ReportInputError) as error:
         raise click.ClickException(str(error)) from error
-    written = write_reports(comparison, out_dir)
-    click.echo(render(comparison, fmt), nl=False)
-    click.echo(f"written: {', '.join(str(p) for p in written[:4])} and {len(written) - 4} plot(s)", err=True)
+    click.echo(render(sections[0].comparison, fmt), nl=False)
+    click.echo(f"written: {', '.join(str(p) for p in written[:4])} and {len(written) - 4} more file(s)", err=True)
 
 
-def _write_page(report, comparison, loaded, scores, generations, train_reports, ablations, reference,
-                mlflow_profile, seed, resamples) -> None:
-    """The results page: the methods, then the ablations against the same reference."""
-    from dvd360.compare import build_comparison, load_scores
-    from dvd360.report.page import Section, write_report
+def _write_page(report, sections, scores, generations, train_reports, mlflow_profile) -> None:
+    """The results page of the sections (the methods, then the ablations against the same reference)."""
+    from dvd360.report.page import write_report
     from dvd360.report.runs import score_run_links, score_runs
 
-    sections = [Section("Methods", "methods", comparison, loaded)]
-    if ablations:
-        names = ([reference] if reference and reference not in ablations else []) + ablations
-        ablation_scores = load_scores(scores, names)
-        sections.append(Section("Ablations", "ablations", build_comparison(
-            ablation_scores, reference, seed=seed, n_resamples=resamples), ablation_scores))
     runs = score_run_links(mlflow_profile) if mlflow_profile else score_runs(scores)
-    profile = next(iter(loaded.values())).get("profile")
+    profile = next(iter(sections[0].scores.values())).get("profile")
     write_report(report, sections, scores_dir=scores, generations_dir=generations, train_dir=train_reports,
                  runs=runs, profile=profile)
     click.echo(f"written: {report}", err=True)

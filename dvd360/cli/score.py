@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from dvd360.metrics.registry import SET_METRIC_NAMES, help_text
+
 if TYPE_CHECKING:
     from dvd360.cli.score_inputs import Item
 
@@ -36,7 +38,7 @@ def _load_item(item: Item, flow_kind: str, flow_method: str, keep_repeats: bool 
     return VideoInput(frames, item.prompt, reference, detections)
 
 
-@click.command("score")
+@click.command("score", epilog="Metrics (name (better): scale): " + help_text())
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--prompts", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Prompt of each video: JSON {name: prompt} or [{video, prompt}], or CSV with columns "
@@ -79,12 +81,10 @@ def _load_item(item: Item, flow_kind: str, flow_method: str, keep_repeats: bool 
                    "consecutive frames that differ by less than half of a 1-px pan) are scored once, and a "
                    "reference flow's one-step flows are summed between the frames kept.")
 @click.option("--reference", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="A folder of real ERP panorama videos (or frame folders): the reference set of the set "
-                   "metrics fvd_erp (standard I3D FVD on the ERP, 16 frames squashed to 224x224, comparable "
-                   "with PanFlow), fvd_cubemap (I3D per cubemap face, PanoWan's weights: top, bottom 1/3, each "
-                   "side 1/12), fid_views and kid_views (Inception-v3 on the 4 horizontal FoV-90 views of every "
-                   "frame, torchmetrics' FID/KID features), computed for the whole set of INPUTS (at least 2 "
-                   "videos) with n, a bootstrap 95% CI over videos (FVD/FID) or the subset std (KID).")
+              help=f"A folder of real ERP panorama videos (or frame folders): the reference set of the set "
+                   f"metrics ({', '.join(SET_METRIC_NAMES)}; see below), computed for the whole set of INPUTS (at "
+                   "least 2 videos) with n, a bootstrap 95% CI over videos (Frechet distances) or the subset std "
+                   "(KID).")
 @click.option("--features", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_FEATURES_DIR,
               show_default=True, help="Folder with the I3D and Inception feature nets and the MUSIQ and LAION "
                                       "quality models (the `models` stage's features folder).")
@@ -104,15 +104,13 @@ def score(inputs, prompts, flows, flow_kind, out, model, flow_method, device, pr
     is given) and all problems are listed before any scoring.
 
     Output JSON: "videos": one record per video with its path, prompt, size and a "metrics"
-    object keyed by the metric names (clip_similarity_erp/_views, frame_consistency_erp/_views,
-    end_continuity, seam_ratio, their _coslat variants, flow_epe_deg, flow_direction_agreement,
-    imaging_quality_erp/_views, aesthetic_quality_erp/_views);
-    a metric that cannot be computed (no prompt, no flow) is absent, never 0. "metrics_info"
-    gives each metric's scale, better direction, model or flow estimator, and the estimator's own
-    error on a synthetic rigid rotation at the scored size. "detections" (also one line per video
+    object keyed by the metric names (listed below); a metric that cannot be computed (no
+    prompt, no flow) is absent, never 0. "metrics_info" gives each metric's scale, better
+    direction or target, the published definition it equals (if any), model or flow estimator,
+    and the estimator's own error on a synthetic rigid rotation at the scored size. "detections" (also one line per video
     on stderr) says what was found in each input before scoring: its size, repeated frames and
-    which were dropped. With --reference DIR, "set_metrics" holds fvd_erp, fvd_cubemap, fid_views
-    and kid_views of the whole set of inputs against that folder ({value, ci_low, ci_high or std,
+    which were dropped. With --reference DIR, "set_metrics" holds the set metrics of the whole
+    set of inputs against that folder ({value, ci_low, ci_high or std,
     n, n_reference, warnings, ...}) and "set_metrics_info" the model, preprocessing and how each
     compares with published numbers.
 
@@ -120,44 +118,42 @@ def score(inputs, prompts, flows, flow_kind, out, model, flow_method, device, pr
     shards the videos over the processes (video i to rank i % N, one GPU each) and rank 0
     writes exactly the output of one process.
     """
-    import contextlib
-    import os
     from functools import partial
 
     from dvd360.atomic import write_json
+    from dvd360.cli.score_inputs import check_score_inputs, problem_report
     from dvd360.data.detections import detection_line
-    from dvd360.metrics.clip_model import ClipSpecError, load_clip
-    from dvd360.metrics.engine import JobError, world
-    from dvd360.metrics.generations import TINY_NOTE
+    from dvd360.distributed import world
+    from dvd360.metrics.engine import JobError
     from dvd360.metrics.flow_agreement import FLOW_FACTORS
-    from dvd360.metrics.scoring import VideoScorer
+    from dvd360.metrics.reference_set import videos_in_folder
+    from dvd360.metrics.scorers import ReferenceSet, Scorers, ScorerSetupError, ScoringSettings
     from dvd360.provenance import versions
 
-    from dvd360.cli.score_inputs import check_score_inputs, problem_report
-
     items, problems = check_score_inputs(inputs, prompts, flows, min_frames=2)
-    spec = model or (str(DEFAULT_CLIP_DIR) if DEFAULT_CLIP_DIR.is_dir() else PAPER_CLIP)
     if problems:
         raise click.ClickException(problem_report(items, problems))
-    set_scorer = _set_scorer(reference, features, feature_cache, device, len(items)) if reference is not None else None
+    settings = ScoringSettings(
+        clip=model or (str(DEFAULT_CLIP_DIR) if DEFAULT_CLIP_DIR.is_dir() else PAPER_CLIP), features=str(features),
+        feature_cache=None if feature_cache is None else str(feature_cache), device=device, precision=precision,
+        batch_size=batch_size, workers=workers, flow_method=flow_method, keep_repeats=keep_repeats, quality=quality)
     try:
-        clip = load_clip(spec, device=device, precision=precision, batch_size=batch_size)
-    except (ClipSpecError, OSError, RuntimeError, ValueError) as error:
-        raise click.ClickException(f"CLIP model {spec}: {error}") from error
-    scorer = VideoScorer(clip, flow_method, quality=_quality_scorer(quality, features, clip, device))
+        reference_set = None
+        if reference is not None:
+            if len(items) < 2:
+                raise ScorerSetupError(f"--reference: set metrics need at least 2 input videos, got {len(items)}")
+            reference_set = ReferenceSet(videos_in_folder(reference), source=str(reference))
+        scorers = Scorers.build(settings, reference_set, on_skip=lambda line: click.echo(line, err=True))
+    except (OSError, ValueError) as error:
+        raise click.ClickException(str(error)) from error
     load = partial(_load_item, flow_kind=flow_kind, flow_method=flow_method, keep_repeats=keep_repeats,
                    flow_encoding=flow_encoding)
-    # Rank 0 computes the set metrics: their features are extracted while the engine runs.
-    beside = (set_scorer.started([item.path for item in items]) if set_scorer is not None and world()[0] == 0
-              else contextlib.nullcontext())
     try:
-        with beside:
-            scored = scorer.score_sharded(items, load, workers=workers or os.cpu_count() or 1)
+        scored = scorers.run(items, load, set_paths=[item.path for item in items])
     except JobError as failure:
         raise click.ClickException(f"{failure.job.path}: {failure.error}") from failure
     if scored is None:
         return  # not rank 0: rank 0 writes every rank's records
-    rank_count = world()[1]
     records = []
     for item, (frames, height, width), result in scored:
         records.append({"path": str(item.path), "prompt": item.prompt, "prompt_truncated": result["prompt_truncated"],
@@ -167,53 +163,15 @@ def score(inputs, prompts, flows, flow_kind, out, model, flow_method, device, pr
                             **{factor: result[factor] for factor in FLOW_FACTORS if factor in result}},
                         "detections": result["detections"], "metrics": result["metrics"]})
         click.echo(detection_line(str(item.path), result["detections"]), err=True)
-    if rank_count > 1:
-        click.echo(f"scored on {rank_count} processes", err=True)
-    random_weights = clip.random_weights or (scorer.quality is not None and scorer.quality.random_weights)
-    result = {"note": TINY_NOTE if random_weights else None, "metrics_info": scorer.describe(),
-              "videos": records, "versions": versions()}
-    if set_scorer is not None:
-        result["set_metrics"] = set_scorer.score([item.path for item, _, _ in scored])
-        result["set_metrics_info"] = set_scorer.describe()
-        if set_scorer.random_weights:
-            result["note"] = TINY_NOTE
+    if world()[1] > 1:
+        click.echo(f"scored on {world()[1]} processes", err=True)
+    info = scorers.describe()
+    result = {"note": scorers.note(), "metrics_info": info["metrics_info"], "videos": records, "versions": versions()}
+    if scorers.sets is not None:
+        result["set_metrics"] = scorers.score_set([item.path for item, _, _ in scored])
+        result["set_metrics_info"] = info["set_metrics_info"]
     if out is not None:
         write_json(out, result)
         click.echo(f"{len(records)} video(s) scored -> {out}", err=True)
     else:
         click.echo(json.dumps(result, indent=2))
-
-
-def _quality_scorer(wanted: bool | None, features: Path, clip, device: str):
-    """The quality scorer (None when not wanted, or by default when --features lacks its models)."""
-    from dvd360.metrics.quality import QualityScorer
-
-    folders = [features / "musiq", features / "aesthetic"]
-    if wanted is False:
-        return None
-    if not all(folder.is_dir() for folder in folders):
-        missing = ", ".join(str(f) for f in folders if not f.is_dir())
-        if wanted:
-            raise click.ClickException(f"--quality: {missing} missing; run `dvc repro models` or pass --features")
-        click.echo(f"quality metrics skipped: {missing} missing (run `dvc repro models`)", err=True)
-        return None
-    try:
-        return QualityScorer(*folders, clip, device)
-    except (OSError, ValueError) as error:
-        raise click.ClickException(f"--quality: {error}") from error
-
-
-def _set_scorer(reference: Path, features: Path, cache: Path | None, device: str, count: int):
-    """The set-metric scorer with the reference folder's features, or a ClickException saying why not."""
-    from dvd360.metrics.reference_set import videos_in_folder
-    from dvd360.metrics.set_scoring import SetScorer
-
-    if count < 2:
-        raise click.ClickException(f"--reference: set metrics need at least 2 input videos, got {count}")
-    try:
-        paths = videos_in_folder(reference)
-        scorer = SetScorer(features, cache, device)
-        scorer.use_reference(paths, source=str(reference))
-    except (OSError, ValueError) as error:
-        raise click.ClickException(f"--reference {reference}: {error}") from error
-    return scorer

@@ -17,21 +17,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from dvd360.device import frames_to_tensor
 from dvd360.geometry.perspective import horizontal_views
-from dvd360.metrics.clip_model import ClipModel
+from dvd360.models.clip_model import ClipModel
 
 VIEW_LONS = (0.0, 90.0, 180.0, 270.0)
 VIEW_FOV_DEG = 90.0
-
-
-def frames_to_tensor(frames: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
-    """RGB frames (F, H, W, 3), uint8 or float in [0, 1] -> float32 tensor (F, 3, H, W) in [0, 1] on
-    `device` (uint8 is moved first, then converted: a quarter of the bytes cross the bus)."""
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames must be (F, H, W, 3), got shape {frames.shape}")
-    tensor = torch.from_numpy(np.ascontiguousarray(frames)).to(device).permute(0, 3, 1, 2)
-    return tensor.float() / 255.0 if frames.dtype == np.uint8 else tensor.float()
 
 
 def erp_inputs(clip: ClipModel, frames: np.ndarray) -> torch.Tensor:

@@ -1,12 +1,7 @@
-"""The scoring engine: where the work runs, how it is batched, and how it is spread over processes.
+"""The scoring engine: how the work is batched and overlapped.
 
-- Devices: `resolve_device("auto")` is CUDA when present (under torchrun / accelerate, the
-  process's own GPU, `LOCAL_RANK`); `device_label` names a device without its index, so the
-  record does not depend on which GPU a rank got.
-- Fixed-shape batches: `fixed_batches(fn, items, size)` runs a model on chunks of exactly
-  `size` items (the last padded with zeros, dropped afterwards). Kernels are chosen by shape, so
-  with one shape an item's result depends only on the item: scores do not change with the
-  scoring order, with which videos share a forward pass, or with the number of processes.
+- Devices and fixed-shape batches: `dvd360.device` (every frame model runs `fixed_batches`, so
+  scores do not change with the scoring order, the batch neighbours or the number of processes).
 - Feature extractors (`FeatureExtractor`): a frame model plugged into the batched loop (CLIP
   today; I3D / Inception features for the set metrics): `inputs(frames)` turns one video into
   N model inputs on the device, `extract(batch)` maps a fixed-size batch to features (B, D).
@@ -14,17 +9,13 @@
   seam) ahead of the GPU part on an executor made once per run (`cpu_executor`: one thread, or
   a pool of spawned processes), at most `depth` jobs in flight, results in job order; large
   arrays come back from the workers in shared memory (`shared`).
-- Data parallel (`torch.distributed`, started by torchrun or accelerate launch): `shard` gives
-  rank r the jobs i with i % world == r, `gather_ordered` brings every rank's results to rank 0
-  in the single-process order. Objects travel over gloo (CPU) even when the compute runs on
-  GPUs: they are Python records on the host, NCCL would only copy them to a GPU and back.
+- Data parallel: `dvd360.distributed` (shard the jobs over ranks, gather them in order).
 """
 
 from __future__ import annotations
 
 import functools
 import multiprocessing
-import os
 import shutil
 from collections import deque
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -39,39 +30,7 @@ Job = TypeVar("Job")
 _END = object()
 
 
-def resolve_device(spec: str | torch.device) -> torch.device:
-    """'auto' -> CUDA when available, else CPU; a bare 'cuda' under torchrun -> cuda:LOCAL_RANK."""
-    text = str(spec)
-    if text == "auto":
-        text = "cuda" if torch.cuda.is_available() else "cpu"
-    if text == "cuda":
-        text = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-    device = torch.device(text)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {spec!r}: CUDA is not available here (use cpu or auto)")
-    return device
 
-
-def device_label(device: str | torch.device) -> str:
-    """'cpu' or 'cuda (NVIDIA H200)': the kind of device, not its index."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return device.type
-
-
-def fixed_batches(fn: Callable[[torch.Tensor], torch.Tensor], items: torch.Tensor, size: int) -> torch.Tensor:
-    """fn over `items` (N, ...) in chunks of exactly `size` (zero-padded), results (N, ...) on the CPU."""
-    out = []
-    for start in range(0, items.shape[0], size):
-        chunk = items[start:start + size]
-        count = chunk.shape[0]
-        if count < size:
-            chunk = torch.cat([chunk, chunk.new_zeros((size - count, *chunk.shape[1:]))])
-        out.append(fn(chunk)[:count].cpu())
-    if not out:
-        raise ValueError("no items to run")
-    return torch.cat(out)
 
 
 class FeatureExtractor(Protocol):
@@ -184,43 +143,3 @@ def prefetch(fn: Callable[[Job], Any], jobs: Iterable[Job], executor: Executor, 
         pending.popleft()
         top_up()
         yield job, result
-
-
-def world() -> tuple[int, int]:
-    """(rank, world size) of this process: from torch.distributed when initialised, else from the
-    environment torchrun / accelerate launch set (RANK, WORLD_SIZE), else (0, 1)."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-
-
-def init_distributed() -> tuple[int, int]:
-    """Join the process group torchrun / accelerate launch set up (gloo: see module doc); (rank, world)."""
-    import torch.distributed as dist
-
-    rank, size = world()
-    if size > 1 and not dist.is_initialized():
-        dist.init_process_group("gloo")
-    return world()
-
-
-def shard(jobs: Sequence[Job], rank: int, size: int) -> list[tuple[int, Job]]:
-    """(index, job) of the jobs this rank scores: index i in the sorted job list with i % size == rank."""
-    return [(i, job) for i, job in enumerate(jobs) if i % size == rank]
-
-
-def gather_ordered(indexed: list[tuple[int, Any]], extra: Any = None) -> tuple[list[Any], list[Any]] | None:
-    """On rank 0: (every rank's results ordered by job index, every rank's `extra` by rank); None
-    elsewhere. Without a process group: this process's own results."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return [result for _, result in sorted(indexed, key=lambda pair: pair[0])], [extra]
-    parts = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
-    dist.gather_object((indexed, extra), parts, dst=0)
-    if dist.get_rank() != 0:
-        return None
-    merged = sorted((pair for part_indexed, _ in parts for pair in part_indexed), key=lambda pair: pair[0])
-    return [result for _, result in merged], [part_extra for _, part_extra in parts]

@@ -1,26 +1,20 @@
 """On-disk cache of per-video feature arrays, keyed by the content they were computed from.
 
-A key is the sha256 of the canonical JSON of its parts (video content hash, model content hash,
-preprocessing settings, code hash: whatever the caller passes). Entries are `.npy` files written
-atomically under `{root}/{key[:2]}/{key}.npy`, so an interrupted run leaves no partial entry and a
+A key is the content fingerprint (`dvd360.fingerprint.fingerprint`) of its parts (video content
+hash, model content hash, preprocessing settings, code hash: whatever the caller passes).
+Entries are `.npy` files written atomically under `{root}/{key[:2]}/{key}.npy`, so an interrupted run leaves no partial entry and a
 changed input simply misses. `hits` / `misses` count lookups (what a rescoring recomputed).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from dvd360.atomic import atomic_path
-
-
-def cache_key(parts: Mapping[str, Any]) -> str:
-    """sha256 of the parts as canonical JSON (sorted keys, no whitespace)."""
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+from dvd360.fingerprint import fingerprint
 
 
 class FeatureCache:
@@ -35,7 +29,7 @@ class FeatureCache:
         return self.root / key[:2] / f"{key}.npy"
 
     def get_or_compute(self, parts: Mapping[str, Any], compute: Callable[[], np.ndarray]) -> np.ndarray:
-        path = self.path(cache_key(parts))
+        path = self.path(fingerprint(parts))
         if path.is_file():
             try:
                 array = np.load(path, allow_pickle=False)

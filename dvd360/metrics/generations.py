@@ -21,19 +21,58 @@ import json
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
+
+from pydantic import Field
 
 from dvd360.config import repo_relative, repo_root
 from dvd360.data.detections import detect_input
+from dvd360.data.reference_split import SPLITS
 from dvd360.data.video import read_frames
 from dvd360.data.flow_estimation import DEFAULT_METHOD
+from dvd360.fingerprint import code_sha256, content_sha256
 from dvd360.metrics.registry import METRIC_NAMES
+from dvd360.metrics.scorers import Scorers, ScoringSettings
+from dvd360.params_schema import StrictModel
 from dvd360.metrics.scoring import VideoInput, VideoScorer, load_reference_flow
 from dvd360.provenance import sha256_of
 from dvd360.stats import summarize
 
-TINY_NOTE = ("tiny profile: random-weight models; these numbers exercise the pipeline and say "
-             "nothing about quality")
+
+class ReferenceSettings(StrictModel):
+    """The set metrics' reference clips: a split of the prepared dataset, sampled as the conditions."""
+
+    split: Literal[SPLITS]
+    frames: int | None = Field(default=None, gt=0)
+    stride: int = Field(default=1, gt=0)
+
+
+class ScoreSettings(ScoringSettings):
+    """params.yaml `score`: how to score (`ScoringSettings`; the quality metrics on by default),
+    where the generations, the prepared dataset and the outputs are, the bootstrap and the
+    reference set."""
+
+    generations: str
+    prepared: str
+    scores: str
+    summary: str
+    quality: bool | None = True
+    bootstrap_resamples: int = Field(gt=0)
+    reference: ReferenceSettings
+
+
+def record_settings(scorers: Scorers, settings: ScoreSettings) -> dict[str, Any]:
+    """What a score record is reused under (with its video's and generation record's SHA-256): the
+    CLIP, quality and flow settings, the prepared index, the models' content and the scoring code
+    (this module's import closure, `dvd360.fingerprint.code_sha256`)."""
+    clip, quality = scorers.video.clip, scorers.video.quality
+    return {"clip": clip.name, "clip_device": clip.device.type, "clip_precision": clip.precision,
+            "clip_batch_size": clip.batch_size, "flow_method": settings.flow_method,
+            "flow_options": settings.flow_options or {}, "keep_repeats": settings.keep_repeats,
+            "prepared_index_sha256": sha256_of(Path(settings.prepared) / "index.json"),
+            "clip_weights_sha256": content_sha256(settings.clip),
+            "quality": quality.content_key() if quality is not None else None,
+            "code_sha256": code_sha256(["dvd360.metrics.generations"])}
 
 
 def condition_of(record: Mapping[str, Any]) -> tuple[str | None, list[int] | None, float]:
@@ -122,15 +161,17 @@ def generation_jobs(method: str, folder: Path) -> list[GenerationJob]:
     return jobs
 
 
-def score_generations(scorer: VideoScorer, folders: Mapping[str, Path], clips: Mapping[str, Any],
+def score_generations(scorers: Scorers, folders: Mapping[str, Path], clips: Mapping[str, Any],
                       settings: Mapping[str, Any], previous: Mapping[str, Mapping[str, Mapping]] | None = None,
-                      workers: int = 1, keep_repeats: bool = False) -> dict[str, list[dict]] | None:
+                      set_paths: list[Path] = ()) -> dict[str, list[dict]] | None:
     """Per method (in `folders` order), the records of its videos, sorted by file name.
 
     A record in `previous[method]` is reused while its video, generation record and `settings`
-    are unchanged; the others are scored in one batched stream over every method (data-parallel
-    under torchrun: see `VideoScorer.score_sharded`). None on ranks other than 0.
+    (`record_settings`) are unchanged; the others are scored in one batched stream over every
+    method (`Scorers.run`: data-parallel under torchrun, the set features of `set_paths`
+    extracted beside it). None on ranks other than 0.
     """
+    scorer = scorers.video
     previous = previous or {}
     kept: dict[tuple[str, str], Mapping] = {}
     to_score: list[GenerationJob] = []
@@ -142,8 +183,8 @@ def score_generations(scorer: VideoScorer, folders: Mapping[str, Path], clips: M
                 kept[method, job.video.name] = old
             else:
                 to_score.append(job)
-    scored = scorer.score_sharded(to_score, partial(load_generation, clips=clips, flow_method=scorer.flow_method or
-                                                    DEFAULT_METHOD, keep_repeats=keep_repeats), workers=workers)
+    scored = scorers.run(to_score, partial(load_generation, clips=clips, flow_method=scorer.flow_method or DEFAULT_METHOD,
+                                           keep_repeats=scorers.settings.keep_repeats), set_paths)
     if scored is None:
         return None
     for old in kept.values():

@@ -23,7 +23,7 @@ Our names (scale 0..1 as VBench reports; both higher is better):
   that ``clip_similarity_views`` uses (rendered at CLIP's input size, no crop), mean / 10.
 
 The models come from `models.feature_nets` folders (`musiq/`, `aesthetic/`); MUSIQ runs in fp32
-in fixed-shape batches (`engine.fixed_batches`: an image's score never depends on its batch).
+in fixed-shape batches (`dvd360.device.fixed_batches`: an image's score never depends on its batch).
 """
 
 from __future__ import annotations
@@ -36,13 +36,12 @@ import torchvision.transforms.functional as TF
 from torchvision.transforms import InterpolationMode
 
 from dvd360.geometry.perspective import horizontal_views
-from dvd360.metrics.clip_model import ClipModel
-from dvd360.metrics.clip_similarity import VIEW_FOV_DEG, VIEW_LONS, frames_to_tensor
-from dvd360.metrics.engine import device_label, fixed_batches, resolve_device
+from dvd360.models.clip_model import ClipModel
+from dvd360.device import device_label, fixed_batches, frames_to_tensor, resolve_device
+from dvd360.metrics.clip_similarity import VIEW_FOV_DEG, VIEW_LONS
 from dvd360.models.feature_nets import feature_net_info, load_feature_net
 from dvd360.provenance import sha256_of
 
-QUALITY_METRICS = ("imaging_quality_erp", "imaging_quality_views", "aesthetic_quality_erp", "aesthetic_quality_views")
 VBENCH_LONGER_SIDE = 512  # VBench's imaging-quality `longer` mode
 MUSIQ_SCALE = 100.0  # VBench divides MUSIQ's 0..100 by 100
 AESTHETIC_SCALE = 10.0  # and the LAION score by 10

@@ -1,10 +1,6 @@
 """The reference set of real panorama videos the set metrics compare against.
 
-- paper profile: a deterministic held-out split of WEB360 that training never sees: clip `id` is
-  held out iff the first 8 hex digits of sha256("dvd360-reference-v1:" + id), read as an integer
-  / 2^32, are below `HELD_OUT_FRACTION` (10%). It depends only on the id (not on the list or its
-  order), so adding clips never moves another clip across the split. Training must skip the
-  clips for which `is_reference_clip(id)` is true.
+- paper profile: WEB360's held-out split, which training never sees (`dvd360.data.reference_split`).
 - tiny profile: every clip of the synthetic dataset (split "all").
 - any folder of real panoramas (`dvd360-eval score --reference DIR`): every video in it.
 Frames read per reference video: `frames` frames at `stride` from frame 0 (fewer when the
@@ -13,31 +9,11 @@ clip is shorter), the same sampling as the generated videos' conditions.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
-from typing import Iterable
 
 from tqdm.auto import tqdm
 
 from dvd360.data.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, probe_video
-
-SPLIT_SALT = "dvd360-reference-v1"
-HELD_OUT_FRACTION = 0.1
-SPLITS = ("all", "held_out")
-
-
-def is_reference_clip(clip_id: str, fraction: float = HELD_OUT_FRACTION) -> bool:
-    """Whether a WEB360 clip belongs to the held-out reference split."""
-    digest = hashlib.sha256(f"{SPLIT_SALT}:{clip_id}".encode()).hexdigest()
-    return int(digest[:8], 16) / 2**32 < fraction
-
-
-def reference_clip_ids(clip_ids: Iterable[str], split: str) -> list[str]:
-    """The sorted ids of `split` ("all" or "held_out") among clip_ids."""
-    if split not in SPLITS:
-        raise ValueError(f"unknown reference split {split!r}; known: {', '.join(SPLITS)}")
-    ids = sorted(clip_ids)
-    return ids if split == "all" else [i for i in ids if is_reference_clip(i)]
 
 
 def videos_in_folder(folder: str | Path) -> list[Path]:

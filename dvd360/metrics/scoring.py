@@ -27,18 +27,21 @@ from tqdm.auto import tqdm
 from dvd360.data.flow_estimation import describe as describe_estimator
 from dvd360.data.flow_estimation import DEFAULT_METHOD, estimate_flow, resize_flow
 from dvd360.geometry.rotation import roll_longitude, wrap_dx
-from dvd360.metrics.clip_model import ClipModel
+from dvd360.models.clip_model import ClipModel
 from dvd360.metrics.clip_similarity import VIEW_FOV_DEG, VIEW_LONS, ClipImages, clip_similarity
-from dvd360.metrics.engine import (FeatureExtractor, cpu_executor, device_label, extract_many, gather_ordered,
-                                   init_distributed, prefetch, shard, shared)
+from dvd360.device import device_label
+from dvd360.distributed import gather_ordered, init_distributed, shard
+from dvd360.metrics.engine import FeatureExtractor, cpu_executor, extract_many, prefetch, shared
 from dvd360.metrics.flow_agreement import (FLOW_FACTORS, MIN_MOTION_PX, estimator_error, flow_agreement,
                                            flow_agreement_unknown_speed)
 from dvd360.metrics.frame_consistency import frame_consistency
 from dvd360.metrics.quality import QualityScorer
-from dvd360.metrics.registry import METRIC_NAMES, METRICS
-from dvd360.metrics.seam import SEAM_METRICS, seam_metrics
+from dvd360.metrics.registry import METRIC_NAMES, VIDEO_METRICS, frame_metrics, names_needing
 
 REFERENCE_KINDS = ("numeric", "encoded", "source")
+FRAME_METRICS = frame_metrics()  # compute reference -> names: the metrics of the frames alone (CPU)
+FLOW_METRICS = names_needing("reference_flow")
+CLIP_METRICS = tuple(n for n in names_needing("clip") if "quality_models" not in VIDEO_METRICS[n].needs)
 GROUP_BATCHES = 4  # frame-model batches gathered before a forward pass: the padding wastes < 1/4
 
 
@@ -100,7 +103,10 @@ class CpuMetrics:
 
     def __call__(self, video: VideoInput) -> tuple[dict[str, float], FlowPair | None]:
         frames = np.asarray(video.frames)
-        metrics: dict[str, float] = dict(seam_metrics(frames))
+        metrics: dict[str, float] = {}
+        for compute, names in FRAME_METRICS.items():
+            values = VIDEO_METRICS[names[0]].function()(frames)
+            metrics.update({name: values[name] for name in names})
         if self.flow_method is None or video.reference_flow is None:
             return metrics, None
         pair = FlowPair(estimate_flow(frames, self.flow_method, **self.flow_options),
@@ -181,18 +187,19 @@ class VideoScorer:
 
     def describe(self) -> dict[str, dict]:
         """Per metric: better direction, scale, the device it ran on, and the model or estimator."""
-        info = {name: {"better": better, "scale": scale} for name, (better, scale) in METRICS.items()}
-        for name in SEAM_METRICS:
-            info[name]["device"] = "cpu"
+        info = {name: spec.describe() for name, spec in VIDEO_METRICS.items()}
+        for names in FRAME_METRICS.values():
+            for name in names:
+                info[name]["device"] = "cpu"
         if self.clip is not None:
-            for name in METRIC_NAMES[:4]:
+            for name in CLIP_METRICS:
                 info[name].update(self.clip.describe())
             for name in ("clip_similarity_views", "frame_consistency_views"):
                 info[name]["views"] = f"{len(VIEW_LONS)} views at lon {VIEW_LONS}, lat 0, FoV {VIEW_FOV_DEG:g} deg"
         if self.flow_method is not None:
             sizes = sorted(self._estimator_errors, key=lambda size: tuple(int(n) for n in size.split("x")))
             device = device_label(self.flow_options.get("device", "cpu")) if self.flow_method == "raft" else "cpu"
-            for name in ("flow_epe_deg", "flow_epe_deg_scaled", "flow_direction_agreement"):
+            for name in FLOW_METRICS:
                 info[name]["device"] = device
                 info[name]["agreement_device"] = f"{device_label(self.flow_device)} (float64)"
                 info[name]["estimator"] = describe_estimator(self.flow_method, **self.flow_options)

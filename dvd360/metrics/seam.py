@@ -97,12 +97,9 @@ def seam_ratio_codec(frames: np.ndarray, coslat: bool = False) -> float:
     return _ratio(_average(seam, coslat), _average(block_edges, coslat))
 
 
-SEAM_METRICS = ("end_continuity", "seam_ratio", "end_continuity_coslat", "seam_ratio_coslat",
-                "seam_ratio_codec", "seam_ratio_codec_coslat")
-
-
 def seam_metrics(frames: np.ndarray) -> dict[str, float]:
-    """Every seam figure of one video (`SEAM_METRICS`), keyed by metric name (one pass over the video)."""
+    """Every seam figure of one video, keyed by metric name (one pass over the video): end_continuity,
+    seam_ratio, seam_ratio_codec and their _coslat variants."""
     seam, interior, block_edges = _row_profiles(frames)
     out = {}
     for suffix, coslat in (("", False), ("_coslat", True)):
@@ -110,4 +107,4 @@ def seam_metrics(frames: np.ndarray) -> dict[str, float]:
         out[f"end_continuity{suffix}"] = ec
         out[f"seam_ratio{suffix}"] = _ratio(ec, _average(interior, coslat))
         out[f"seam_ratio_codec{suffix}"] = _ratio(ec, _average(block_edges, coslat))
-    return {name: out[name] for name in SEAM_METRICS}
+    return out

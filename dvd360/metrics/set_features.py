@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from dvd360.device import frames_to_tensor
+from dvd360.fingerprint import code_sha256
 from dvd360.geometry.cubemap import CUBE_FACES, FACE_FOV_DEG, SIDE_LONS, cubemap_faces
 from dvd360.geometry.perspective import horizontal_views
-from dvd360.metrics.clip_similarity import frames_to_tensor
 from dvd360.metrics.feature_cache import FeatureCache
 from dvd360.models.feature_nets import feature_net_info, load_feature_net
 from dvd360.provenance import sha256_of
@@ -45,11 +46,9 @@ PREPROCESSING = {
     "inception_views": {"view_size": VIEW_SIZE, "fov_deg": FACE_FOV_DEG, "lons": list(SIDE_LONS), "lat": 0.0,
                         "uint8": "(x * 255).byte() as torchmetrics normalize=True", "input": "every frame"},
 }
-# The modules whose code shapes the features: a change in any of them misses the cache.
-_CODE_FILES = ("metrics/set_features.py", "models/feature_nets.py", "geometry/perspective.py",
-               "geometry/cubemap.py", "geometry/erp.py", "geometry/rotation.py")
-CODE_SHA256 = hashlib.sha256(b"".join(
-    (Path(__file__).parents[1] / f).read_bytes() for f in _CODE_FILES)).hexdigest()
+# The code that computes the features (its transitive dvd360 imports count too: rendering, the
+# networks, frame decoding): a change in any of it misses the cache.
+FEATURE_CODE = ("dvd360.metrics.set_features",)
 
 
 def fvd_frame_indices(num_frames: int) -> list[int]:
@@ -113,6 +112,7 @@ class SetFeatureExtractor:
         self.dirs = {"i3d": Path(i3d_dir), "inception": Path(inception_dir)}
         self.info = {kind: feature_net_info(folder) for kind, folder in self.dirs.items()}
         self.model_sha256 = {kind: sha256_of(folder) for kind, folder in self.dirs.items()}
+        self.code_sha256 = code_sha256(FEATURE_CODE)
         self.cache, self.device, self.batch = cache, device, int(batch)
         self._nets: dict[str, torch.nn.Module] = {}
         self.computed = 0  # feature sets actually computed (not read from the cache)
@@ -172,7 +172,7 @@ class SetFeatureExtractor:
         result = {}
         for name, kind in FEATURE_SETS.items():
             parts = {"feature_set": name, "video": key, "model_sha256": self.model_sha256[kind],
-                     "preprocessing": PREPROCESSING[name], "code_sha256": CODE_SHA256,
+                     "preprocessing": PREPROCESSING[name], "code_sha256": self.code_sha256,
                      "render_device": torch.device(self.device).type}  # GPU views differ in the last uint8 level
             result[name] = (compute(name) if self.cache is None
                             else self.cache.get_or_compute(parts, lambda name=name: compute(name)))

@@ -31,18 +31,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from dvd360.metrics.registry import SET_METRIC_NAMES, SET_METRICS
 from dvd360.stats import CONFIDENCE
 
-# name -> (better, scale); the order of every table.
-SET_METRICS: dict[str, tuple[str, str]] = {
-    "fvd_erp": ("lower", "Frechet distance of 400-d I3D logits, ERP squashed to 224x224, 16 frames"),
-    "fvd_cubemap": ("lower", "FD_sides/3 + FD_top/3 + FD_bottom/3 of I3D face clips (224x224, FoV 90)"),
-    "fid_views": ("lower", "Frechet distance of 2048-d Inception pool3, 4 horizontal FoV-90 views per frame"),
-    "kid_views": ("lower", "KID (poly kernel MMD^2) of 2048-d Inception pool3, 4 horizontal views per frame"),
-}
-SET_METRIC_NAMES = tuple(SET_METRICS)
-FEATURES_OF = {"fvd_erp": "i3d_erp", "fvd_cubemap": "i3d_cube", "fid_views": "inception_views",
-               "kid_views": "inception_views"}
 # PanoWan / OmniFID: top and bottom 1/3 each, the 4 side faces 1/12 each (1/3 as a group).
 FACE_GROUPS = {"sides": (0, 1, 2, 3), "top": (4,), "bottom": (5,)}
 FACE_GROUP_WEIGHTS = {"sides": 1 / 3, "top": 1 / 3, "bottom": 1 / 3}
@@ -157,16 +148,18 @@ class _Precomputed(torch.nn.Module):
         return features
 
 
-def kid_set_metric(generated: Sequence[np.ndarray], reference: Sequence[np.ndarray], *, seed: int = 0,
-                   subsets: int = KID_SUBSETS, subset_size: int = KID_SUBSET_SIZE) -> dict:
+def kid_set_metric(name: str, generated: Sequence[np.ndarray], reference: Sequence[np.ndarray], *, seed: int = 0,
+                   n_resamples: int | None = None, subsets: int = KID_SUBSETS,
+                   subset_size: int = KID_SUBSET_SIZE) -> dict:
     """torchmetrics' KernelInceptionDistance on pooled per-video features, seeded; its subset std.
 
-    `subset_size` is capped at the smaller set's sample count (recorded)."""
+    `subset_size` is capped at the smaller set's sample count (recorded); `n_resamples` is unused
+    (KID's uncertainty is its subset std)."""
     import warnings
 
     from torchmetrics.image.kid import KernelInceptionDistance
 
-    _check_sets("kid_views", generated, reference)
+    _check_sets(name, generated, reference)
     fake, real = _stack(generated), _stack(reference)
     size = min(subset_size, len(fake), len(real))
     with warnings.catch_warnings():
@@ -186,22 +179,22 @@ def kid_set_metric(generated: Sequence[np.ndarray], reference: Sequence[np.ndarr
             "uncertainty": f"std over {subsets} random subsets of {size} samples (seed {seed})"}
 
 
+def cubemap_frechet_set_metric(name: str, generated: Sequence[np.ndarray], reference: Sequence[np.ndarray], *,
+                               seed: int = 0, n_resamples: int = 200) -> dict:
+    """PanoWan's cubemap FD: one FD per face group (`FACE_GROUPS`), weighted by `FACE_GROUP_WEIGHTS`."""
+    return frechet_set_metric(name, generated, reference, groups=FACE_GROUPS, weights=FACE_GROUP_WEIGHTS,
+                              seed=seed, n_resamples=n_resamples)
+
+
 def set_metrics(generated: Sequence[dict], reference: Sequence[dict], *, seed: int = 0,
                 n_resamples: int = 200, names: Sequence[str] = SET_METRIC_NAMES) -> dict[str, dict]:
-    """Every set metric of `names` from per-video feature dicts ({feature set: array})."""
-    def feats(videos, name):
-        return [v[FEATURES_OF[name]] for v in videos]
-
+    """Every set metric of `names` from per-video feature dicts ({feature set: array}); each is
+    its registry spec's `compute(name, generated, reference, seed=, n_resamples=)` on its `features`."""
     out = {}
     for name in names:
-        g, r = feats(generated, name), feats(reference, name)
-        if name == "kid_views":
-            out[name] = kid_set_metric(g, r, seed=seed)
-        elif name == "fvd_cubemap":
-            out[name] = frechet_set_metric(name, g, r, groups=FACE_GROUPS, weights=FACE_GROUP_WEIGHTS,
-                                           seed=seed, n_resamples=n_resamples)
-        else:
-            out[name] = frechet_set_metric(name, g, r, seed=seed, n_resamples=n_resamples)
+        spec = SET_METRICS[name]
+        out[name] = spec.function()(name, [v[spec.features] for v in generated],
+                                    [v[spec.features] for v in reference], seed=seed, n_resamples=n_resamples)
     return out
 
 

@@ -30,17 +30,8 @@ from tqdm.auto import tqdm
 from dvd360.metrics.feature_cache import FeatureCache
 from dvd360.metrics.reference_set import reference_features
 from dvd360.metrics.set_features import SetFeatureExtractor
-from dvd360.metrics.set_metrics import FEATURES_OF, SET_METRICS, set_metrics
-
-COMPARABLE = {
-    "fvd_erp": "the standard FVD protocol as PanFlow's (same I3D file, 16 frames, 224x224 squash); "
-               "FVD falls with n, so compare only at equal set sizes",
-    "fvd_cubemap": "PanoWan's cubemap FVD weighting (top, bottom 1/3, each side 1/12; sides pooled as samples); "
-                   "PanoWan released no code, so face orientation and face size (224) are ours",
-    "fid_views": "torchmetrics / torch-fidelity FID features on perspective views (not PanFlow's whole-ERP FID)",
-    "kid_views": "torchmetrics / torch-fidelity KID on the same views; trust it over FID for small sets",
-}
-
+from dvd360.metrics.registry import SET_METRICS
+from dvd360.metrics.set_metrics import set_metrics
 
 class SetScorer:
     """Scores generated sets of videos against the reference set given to `use_reference`."""
@@ -121,8 +112,7 @@ class SetScorer:
 
     def describe(self) -> dict[str, dict]:
         """Per set metric: better, scale, model, preprocessing, reference set, comparability."""
-        return {name: {"better": better, "scale": scale, **self.extractor.describe(FEATURES_OF[name]),
-                       "reference": {k: v for k, v in self.reference_note.items() if k != "paths"},
-                       "comparable_with": COMPARABLE[name]}
-                for name, (better, scale) in SET_METRICS.items()}
+        return {name: {**spec.describe(), **self.extractor.describe(spec.features),
+                       "reference": {k: v for k, v in self.reference_note.items() if k != "paths"}}
+                for name, spec in SET_METRICS.items()}
 

@@ -26,11 +26,13 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
+from pydantic import Field
 
 from dvd360.atomic import write_json
 from dvd360.hub import folder_or_hub, hub_folder
 from dvd360.models import feature_nets, kohya_lora
 from dvd360.models.tiny_configs import CONFIG_DIR, MAX_TOKENS, ddim_config, tiny_config, write_tiny_tokenizer
+from dvd360.params_schema import StageSettings
 from dvd360.provenance import MODEL_FILE_PACKAGES, sha256_of, versions
 
 LORA_FILE = "lora/panorama_lora.safetensors"
@@ -43,13 +45,40 @@ PIECE_SEEDS = {"unet": 0, "vae": 1, "text_encoder": 2, "motion_adapter": 3, "lor
                "aesthetic": 10}
 
 
+class TinyModelsSettings(StageSettings):
+    """params.yaml `models.tiny`: the seed of every random piece (`build_tiny`)."""
+
+    seed: int
+
+
+class PaperModelsSettings(StageSettings):
+    """params.yaml `models.paper`: hub ids or local paths of every piece (`materialize_paper`);
+    the feature nets' files default to `feature_nets.PAPER_FILES` under weights/."""
+
+    sd15: str = Field(min_length=1)
+    motion_adapter: str = Field(min_length=1)
+    motion_adapter_config: str | None = None   # for an original .ckpt (None: v1.4's)
+    lora: str = Field(min_length=1)
+    personalised: dict[str, str] | None = None
+    adapter_checkpoint: str | None = None
+    clip: str = Field(min_length=1)
+    i3d: str | None = None             # one per feature_nets.KINDS
+    inception: str | None = None
+    musiq: str | None = None
+    aesthetic: str | None = None
+    seed: int = 0                      # of the 360-Adapter initialisation
+
+
+ModelsSettings = {"tiny": TinyModelsSettings, "paper": PaperModelsSettings}
+
+
 @dataclass
 class Components:
     """Everything a sampler or trainer needs, loaded from one models folder.
 
     `unet` is `UNetMotionModel.from_unet2d(unet, motion_adapter)`; all modules are in eval mode
     with gradients off. `clip_dir` is the open_clip folder for scoring (what
-    `dvd360.metrics.clip_model.load_clip` takes), None when the folder has none.
+    `dvd360.models.clip_model.load_clip` takes), None when the folder has none.
     """
 
     unet: Any
@@ -104,7 +133,7 @@ def build_tiny(out_dir: str | Path, seed: int = 0) -> dict[str, Any]:
     from diffusers import AutoencoderKL, MotionAdapter, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-    from dvd360.metrics.clip_model import build_tiny_clip
+    from dvd360.models.clip_model import build_tiny_clip
     from dvd360.models.adapter import Adapter360, save_adapter
 
     out_dir = Path(out_dir)
@@ -156,7 +185,7 @@ def build_tiny(out_dir: str | Path, seed: int = 0) -> dict[str, Any]:
     # build_tiny_clip seeds torch's global RNG itself; _seeded restores it afterwards
     _seeded(seeds["clip"], lambda: build_tiny_clip(out_dir / "clip", seed=seeds["clip"]))
     pieces["clip"] = _piece(out_dir, "clip", "open_clip model for scoring", "open_clip",
-                            "dvd360.metrics.clip_model.build_tiny_clip", seeds["clip"])
+                            "dvd360.models.clip_model.build_tiny_clip", seeds["clip"])
     for kind in feature_nets.KINDS:
         info = feature_nets.build_tiny_feature_net(out_dir / "features" / kind, kind, seeds[kind])
         pieces[kind] = _piece(out_dir, f"features/{kind}", f"{feature_nets.ROLES[kind]} (tiny stand-in)",
@@ -247,7 +276,7 @@ WHERE = {
 }
 
 
-def check_paper_sources(settings: Mapping[str, Any]) -> dict[str, Any]:
+def check_paper_sources(settings: PaperModelsSettings) -> dict[str, Any]:
     """Find every piece `models.paper` names, before anything is loaded.
 
     Returns {"sd15": folder, "motion_adapter": folder or checkpoint file, "lora": file,
@@ -255,7 +284,7 @@ def check_paper_sources(settings: Mapping[str, Any]) -> dict[str, Any]:
     "i3d": file, "inception": file, "musiq": file, "aesthetic": file}.
     Raises MissingPiecesError listing every missing piece, where it comes from and where to put it.
     """
-    from dvd360.metrics.clip_model import parse_spec
+    from dvd360.models.clip_model import parse_spec
 
     found: dict[str, Any] = {"personalised": {}}
     problems: list[str] = []
@@ -263,10 +292,10 @@ def check_paper_sources(settings: Mapping[str, Any]) -> dict[str, Any]:
     def missing(name: str, problem: str, **where) -> None:
         problems.append(f"- {name}: {problem}\n    get it: {WHERE[name.split('.')[0]].format(**where)}")
 
-    found["sd15"], problem = folder_or_hub(str(settings["sd15"]), SD_PATTERNS, SD_FILES)
+    found["sd15"], problem = folder_or_hub(settings.sd15, SD_PATTERNS, SD_FILES)
     if problem:
         missing("sd15", problem)
-    motion = str(settings["motion_adapter"])
+    motion = settings.motion_adapter
     if Path(motion).is_file():
         found["motion_adapter"] = Path(motion)
     else:
@@ -274,24 +303,24 @@ def check_paper_sources(settings: Mapping[str, Any]) -> dict[str, Any]:
         if problem:
             missing("motion_adapter", problem)
     try:
-        kohya_lora.check_kohya_lora(settings["lora"])
-        found["lora"] = Path(settings["lora"])
+        kohya_lora.check_kohya_lora(settings.lora)
+        found["lora"] = Path(settings.lora)
     except kohya_lora.KohyaLoraError as error:
-        missing("lora", str(error), path=settings["lora"])
-    for name, path in (settings.get("personalised") or {}).items():
+        missing("lora", str(error), path=settings.lora)
+    for name, path in (settings.personalised or {}).items():
         if Path(path).is_file():
             found["personalised"][name] = Path(path)
         else:
             missing(f"personalised.{name}", f"{path}: no such file", path=path)
-    checkpoint = settings.get("adapter_checkpoint")
+    checkpoint = settings.adapter_checkpoint
     found["adapter_checkpoint"] = Path(checkpoint) if checkpoint else None
     if checkpoint and not Path(checkpoint).is_file():
         missing("adapter_checkpoint", f"{checkpoint}: no such file", path=checkpoint)
     for kind in feature_nets.KINDS:
-        found[kind] = Path(str(settings.get(kind) or feature_nets.PAPER_FILES[kind]))
+        found[kind] = Path(getattr(settings, kind) or feature_nets.PAPER_FILES[kind])
         if not found[kind].is_file():
             missing(kind, f"{found[kind]}: no such file", path=found[kind])
-    clip = str(settings["clip"])
+    clip = settings.clip
     if Path(clip).is_dir():
         found["clip"] = Path(clip)
     else:
@@ -337,42 +366,42 @@ def motion_adapter_from_original(path: str | Path, config: Mapping[str, Any]):
     return adapter
 
 
-def materialize_paper(out_dir: str | Path, settings: Mapping[str, Any]) -> dict[str, Any]:
+def materialize_paper(out_dir: str | Path, settings: PaperModelsSettings) -> dict[str, Any]:
     """Write the paper profile's models into `out_dir` (layout of the module docstring); return
     the manifest. Sources are checked first (`check_paper_sources`); no hub lookups after that."""
     from diffusers import AutoencoderKL, MotionAdapter, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
-    from dvd360.metrics.clip_model import save_pretrained_clip
+    from dvd360.models.clip_model import save_pretrained_clip
     from dvd360.models.adapter import Adapter360, load_released_checkpoint, save_adapter
 
     sources = check_paper_sources(settings)
     out_dir = Path(out_dir)
-    sd, seed = out_dir / "sd", int(settings.get("seed", 0))
+    sd, seed = out_dir / "sd", settings.seed
     pieces: dict[str, dict] = {}
     loaders = {"unet": UNet2DConditionModel, "vae": AutoencoderKL, "text_encoder": CLIPTextModel}
     for name, cls in loaders.items():
         cls.from_pretrained(sources["sd15"] / name).save_pretrained(sd / name)
         pieces[name] = _piece(out_dir, f"sd/{name}", cls.__name__, "diffusers" if name != "text_encoder"
-                              else "transformers", f"{settings['sd15']}/{name}")
+                              else "transformers", f"{settings.sd15}/{name}")
     CLIPTokenizer.from_pretrained(sources["sd15"] / "tokenizer", model_max_length=MAX_TOKENS).save_pretrained(sd / "tokenizer")
-    pieces["tokenizer"] = _piece(out_dir, "sd/tokenizer", "CLIPTokenizer", "transformers", f"{settings['sd15']}/tokenizer")
+    pieces["tokenizer"] = _piece(out_dir, "sd/tokenizer", "CLIPTokenizer", "transformers", f"{settings.sd15}/tokenizer")
     _save_scheduler(sd / "scheduler")
     pieces["scheduler"] = _piece(out_dir, "sd/scheduler", "DDIMScheduler", "diffusers", "dvd360/models/configs/ddim.json")
 
     if sources["motion_adapter"].is_file():
-        config_file = Path(settings.get("motion_adapter_config") or MOTION_V14_CONFIG)
+        config_file = Path(settings.motion_adapter_config or MOTION_V14_CONFIG)
         motion = motion_adapter_from_original(sources["motion_adapter"], json.loads(config_file.read_text()))
     else:
         motion = MotionAdapter.from_pretrained(sources["motion_adapter"])
     motion.save_pretrained(out_dir / "motion_adapter")
     pieces["motion_adapter"] = _piece(out_dir, "motion_adapter", "MotionAdapter", "diffusers",
-                                      str(settings["motion_adapter"]))
+                                      settings.motion_adapter)
 
     (out_dir / LORA_FILE).parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(sources["lora"], out_dir / LORA_FILE)
     pieces["lora"] = _piece(out_dir, LORA_FILE, "panorama LoRA (LatentLabs360)", "kohya-safetensors",
-                            str(settings["lora"]))
+                            settings.lora)
 
     for name, path in sources["personalised"].items():
         folder = out_dir / "personalised" / name
@@ -396,7 +425,7 @@ def materialize_paper(out_dir: str | Path, settings: Mapping[str, Any]) -> dict[
         shutil.copytree(sources["clip"], out_dir / "clip")
     else:
         save_pretrained_clip(sources["clip"], out_dir / "clip")
-    pieces["clip"] = _piece(out_dir, "clip", "open_clip model for scoring", "open_clip", str(settings["clip"]))
+    pieces["clip"] = _piece(out_dir, "clip", "open_clip model for scoring", "open_clip", settings.clip)
     for kind in feature_nets.KINDS:
         feature_nets.write_paper_feature_net(out_dir / "features" / kind, kind, sources[kind])
         pieces[kind] = _piece(out_dir, f"features/{kind}", feature_nets.ROLES[kind], "dvd360-feature-net",

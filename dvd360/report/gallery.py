@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 from dvd360.provenance import sha256_of
 
@@ -35,13 +35,13 @@ class Media:
 
 
 def gallery_sets(scores: Mapping[str, Mapping], generations_dir: str | Path, media: Media,
-                 better: Mapping[str, str], max_sets: int | None = None) -> list[dict]:
+                 rank: Mapping[str, Callable[[float], float]], max_sets: int | None = None) -> list[dict]:
     """[{"prompt_id", "seed", "prompt", "videos": [{"method", "path", "media", "sha256", "scores"}]}].
 
     Sets are sorted by (prompt_id, seed) and hold the methods in the order of `scores`; a method
     with no video for a set is absent from it. `scores` (per video) are [(metric, value, is_best)]
-    in the order of `better` (metric -> "higher" or "lower"), is_best when the value is the set's
-    best among two or more methods.
+    in the order of `rank` (metric -> its `MetricSpec.rank_key`, smaller is better), is_best when
+    the value is the set's best among two or more methods.
     """
     generations_dir = Path(generations_dir)
     sets: dict[tuple, dict] = {}
@@ -65,7 +65,7 @@ def gallery_sets(scores: Mapping[str, Mapping], generations_dir: str | Path, med
             video["path"] = str(video["path"])
             video["size"] = f"{record.get('frames')} x {record.get('height')} x {record.get('width')}"
             video["values"] = record.get("metrics", {})
-        _mark_scores(entry["videos"], better)
+        _mark_scores(entry["videos"], rank)
     return chosen
 
 
@@ -80,13 +80,13 @@ def _check_video(path: Path, sha256: str | None) -> None:
                                "run `dvc repro score`")
 
 
-def _mark_scores(videos: list[dict], better: Mapping[str, str]) -> None:
+def _mark_scores(videos: list[dict], rank: Mapping[str, Callable[[float], float]]) -> None:
     for video in videos:
         video["scores"] = []
-    for name, direction in better.items():
-        values = [v["values"][name] for v in videos if name in v["values"]]
-        best = (max if direction == "higher" else min)(values) if len(values) > 1 else None
+    for name, key in rank.items():
+        values = [key(v["values"][name]) for v in videos if name in v["values"]]
+        best = min(values) if len(values) > 1 else None
         for video in videos:
             if name in video["values"]:
                 value = video["values"][name]
-                video["scores"].append((name, value, best is not None and value == best))
+                video["scores"].append((name, value, best is not None and key(value) == best))

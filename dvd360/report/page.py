@@ -1,7 +1,7 @@
 """The results page: one self-contained HTML file (inline CSS, JS, SVG charts and videos).
 
 Sections: the profile notice, the comparison table (methods as columns; metrics as rows in the
-groups of `dvd360.metrics.registry.METRIC_GROUPS`; mean with 95% CI and n; the paired delta
+groups of the metric specs (`dvd360.metrics.registry`); mean with 95% CI and n; the paired delta
 against the reference with its CI and p-value; the best mean marked; each metric's definition
 and model on hover and in the legend), one chart per metric, the training loss curves, the
 gallery (per prompt and seed, every method's video in the 360 viewer and flat, its scores
@@ -25,7 +25,8 @@ import jinja2
 from dvd360.atomic import write_text
 from dvd360.config import repo_root
 from dvd360.provenance import TRACKED_PACKAGES, git_commit, sha256_of, versions
-from dvd360.metrics.registry import METRIC_GROUP_ORDER, METRIC_GROUPS
+from dvd360.compare import delta_is_better, rank_value
+from dvd360.metrics.registry import GROUP_ORDER, METRICS
 from dvd360.report.figures import loss_figure, metric_figure, svg
 from dvd360.report.gallery import Media, ReportInputError, gallery_sets
 
@@ -72,23 +73,22 @@ def table_groups(comparison: Mapping) -> list[dict]:
     groups: dict[str, list] = {}
     reference = comparison.get("reference")
     for name, entry in comparison["metrics"].items():
-        means = {m: r["mean"] for m, r in entry["rows"].items() if r.get("mean") is not None}
-        best = None
-        if len(means) > 1:
-            best = (max if entry["better"] == "higher" else min)(means.values())
+        ranks = {m: rank_value(entry, r) for m, r in entry["rows"].items()}
+        ranks = {m: r for m, r in ranks.items() if r is not None}
+        best = min(ranks.values()) if len(ranks) > 1 else None
         cells = []
         for method in comparison["methods"]:
             row = entry["rows"].get(method) or {}
             delta = row.get("delta") if (row.get("delta") or {}).get("mean") is not None else None
             cells.append({"method": method, "row": row, "delta": delta,
-                          "reference": method == reference, "best": best is not None and row.get("mean") == best,
+                          "reference": method == reference, "best": best is not None and ranks.get(method) == best,
                           "significant": bool(delta and delta.get("p_value") is not None
                                               and delta["p_value"] < SIGNIFICANCE),
-                          "better_than_reference": bool(delta) and (delta["mean"] > 0) == (entry["better"] == "higher")})
-        groups.setdefault(METRIC_GROUPS.get(name, OTHER_GROUP), []).append(
+                          "better_than_reference": bool(delta) and delta_is_better(entry, delta)})
+        groups.setdefault(METRICS[name].group if name in METRICS else OTHER_GROUP, []).append(
             {"name": name, "better": entry["better"], "scale": entry["scale"], "title": metric_title(name, entry),
              "details": entry.get("details", {}), "cells": cells})
-    order = list(METRIC_GROUP_ORDER) + [OTHER_GROUP]
+    order = list(GROUP_ORDER) + [OTHER_GROUP]
     return [{"group": g, "metrics": groups[g]} for g in order if g in groups]
 
 
@@ -161,8 +161,8 @@ def write_report(path: str | Path, sections: Sequence[Section], *, scores_dir: s
     media = Media()
     for section in sections:
         if section.scores:
-            better = {name: entry["better"] for name, entry in section.comparison["metrics"].items()}
-            section.gallery = gallery_sets(section.scores, generations_dir, media, better, max_sets)
+            rank = {name: METRICS[name].rank_key for name in section.comparison["metrics"] if name in METRICS}
+            section.gallery = gallery_sets(section.scores, generations_dir, media, rank, max_sets)
     if train_dir is not None and not Path(train_dir).is_dir():
         train_dir = None
     curves = read_loss_curves(train_dir) if train_dir is not None else {}

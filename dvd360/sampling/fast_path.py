@@ -1,6 +1,7 @@
 """The fast path of `Panorama360Pipeline`: the same sampler, prepared once to run at hardware speed.
 
-`enable_fast_path(pipe, FastPath())` changes the pipeline's modules in place, in this order:
+`pipe.enable_fast_path(FastPath())` (`FastPath.apply`; the pipeline module does not import this one)
+changes the pipeline's modules in place, in this order:
 
 1. LoRA fused into the weights (B, C): diffusers' `fuse_lora` computes W' = W + s * up @ down once,
    then `unload_lora_weights` removes the PEFT wrappers, so each step runs plain Linears;
@@ -26,10 +27,10 @@
    recompilation, no graph break (tests/test_fast_path.py counts them with
    `torch._dynamo.utils.counters`).
 
-The pipeline adds two sets of hooks, installed once for its lifetime (a fresh hook per call would
-change what dynamo guards on and recompile every video): the feature injection and, with
-`share_guidance_prefix`, the guidance halves' common prefix computed once
-(`dvd360.sampling.guidance_prefix`; H200, compiled forward: 239.3 -> 231.6 ms). SDPA attention
+Two sets of hooks are installed once for the pipeline's lifetime (a fresh hook per call would
+change what dynamo guards on and recompile every video): the pipeline's feature injection and, with
+`share_guidance_prefix`, the guidance halves' common prefix computed once (`AppliedFastPath`,
+`dvd360.sampling.guidance_prefix`; H200, compiled forward: 239.3 -> 231.6 ms). SDPA attention
 runs under the chosen backend (`torch.nn.attention.sdpa_kernel`; "auto" leaves torch's own choice).
 
 Compiled artefacts are cached on disk by torch (inductor's FX-graph and autotuning caches, in
@@ -52,6 +53,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from dvd360.models.circular_padding import make_width_circular
+from dvd360.sampling.guidance_prefix import GuidancePrefix
 from dvd360.sampling.subpixel_upsample import make_subpixel_upsampling
 
 ATTENTION_BACKENDS = {"auto": None, "flash": SDPBackend.FLASH_ATTENTION,
@@ -120,6 +122,12 @@ class FastPath:
                 raise ValueError("fast path inductor_options: 'freezing' is not supported: it would make the "
                                  "adapter features held by the injection hooks constants of the graph (a "
                                  "recompilation at every step); through torch.compile(options=) it freezes nothing")
+
+    def apply(self, pipe, lora_name: str | None) -> AppliedFastPath:
+        """Apply these settings to `pipe` in place (`enable_fast_path`) and install the guidance-prefix
+        hooks; what `Panorama360Pipeline.enable_fast_path` calls."""
+        record = enable_fast_path(pipe, self, lora_name)
+        return AppliedFastPath(record, GuidancePrefix(pipe.unet) if self.share_guidance_prefix else None)
 
 
 def compile_kwargs(fast: FastPath) -> dict[str, Any]:
@@ -223,6 +231,33 @@ def graphs_compiled() -> int:
     from torch._dynamo.utils import counters
 
     return int(counters["stats"]["unique_graphs"])
+
+
+@dataclass
+class AppliedFastPath:
+    """A fast path applied to a pipeline (`FastPath.apply`): its record, and the guidance-prefix hooks
+    (installed once for the pipeline's lifetime) and attention backend its calls run under."""
+
+    record: dict[str, Any]
+    guidance_prefix: GuidancePrefix | None
+
+    @contextlib.contextmanager
+    def running(self, halves: int):
+        """A phase of a pipeline call whose UNet batch is `halves` identical guidance halves: the
+        shared prefix computed once, SDPA under the chosen backend."""
+        if self.guidance_prefix is not None:
+            self.guidance_prefix.halves = halves
+        try:
+            with attention_backend(self.record["attention"]):
+                yield
+        finally:
+            if self.guidance_prefix is not None:
+                self.guidance_prefix.halves = 1
+
+    @staticmethod
+    def graphs_compiled() -> int:
+        """`graphs_compiled()`: a call's compiled graphs are the difference across it."""
+        return graphs_compiled()
 
 
 def enable_fast_path(pipe, fast: FastPath, lora_name: str | None) -> dict[str, Any]:

@@ -24,8 +24,9 @@ Schedulers with history (multistep solvers) would mix rolled and un-rolled sampl
 `latent_rotation` only schedulers whose step depends on the current sample alone are allowed.
 Prompt encoding, VAE decoding and LoRA loading are diffusers' own (`AnimateDiffPipeline`, which
 this class extends); `AnimateDiffPipeline.__call__` stays available for the plain method.
-`enable_fast_path` prepares the same sampler for speed (fused LoRA and QKV, channels_last,
-torch.compile, an SDPA backend: `dvd360.sampling.fast_path`); every record says whether it ran.
+`enable_fast_path(FastPath())` prepares the same sampler for speed (fused LoRA and QKV, channels_last,
+torch.compile, an SDPA backend: `dvd360.sampling.fast_path`, which the generation code imports and
+this module does not); every record says whether it ran.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from __future__ import annotations
 import resource
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,8 +49,6 @@ from dvd360.models.adapter import Adapter360
 from dvd360.models.circular_padding import make_width_circular, set_width_circular
 from dvd360.models.injection import FeatureInjection, adapter_active
 from dvd360.provenance import device_name, versions
-from dvd360.sampling.fast_path import FastPath, attention_backend, enable_fast_path, graphs_compiled
-from dvd360.sampling.guidance_prefix import GuidancePrefix
 
 # Schedulers whose step uses only the current sample and the step index: rolling the latent
 # between steps is exact for them. Multistep solvers (DPM-Solver++, UniPC, PNDM, LMS, ...) keep
@@ -124,7 +124,7 @@ class Panorama360Pipeline(AnimateDiffPipeline):
         """Load a Kohya/A1111 LoRA (diffusers' `load_lora_weights`) at `weight`, or unload with None.
         Records name it by its repository-relative path (`repo_relative`: a moved clone's are the same)."""
         loaded = getattr(self, "_panorama_lora", None)
-        fused = getattr(self, "_fast_path", None) and self._fast_path["lora_fused"]
+        fused = getattr(self, "_fast_path", None) and self._fast_path.record["lora_fused"]
         name = None if path is None else repo_relative(path)
         if fused and {"path": name, "weight": float(weight)} != {k: loaded[k] for k in ("path", "weight")}:
             raise ValueError(f"the LoRA {loaded['path']} is fused into the weights (fast path) at weight "
@@ -144,22 +144,22 @@ class Panorama360Pipeline(AnimateDiffPipeline):
         self._panorama_lora = {"path": name, "weight": float(weight)}
 
     # -- fast path ----------------------------------------------------------------------------
-    def enable_fast_path(self, fast: FastPath | None = None) -> dict[str, Any]:
-        """Prepare the modules for speed (`dvd360.sampling.fast_path`), once; returns its record.
+    def enable_fast_path(self, fast) -> dict[str, Any]:
+        """Prepare the modules for speed with `fast`, a `dvd360.sampling.fast_path.FastPath`, once;
+        returns its record.
 
         Load the LoRA first: it is fused into the weights and cannot be changed afterwards.
         """
         if getattr(self, "_fast_path", None) is not None:
             raise RuntimeError("the fast path is already enabled on this pipeline")
         lora = getattr(self, "_panorama_lora", None)
-        self._fast_path = enable_fast_path(self, fast or FastPath(), PANORAMA_LORA if lora else None)
+        self._fast_path = fast.apply(self, PANORAMA_LORA if lora else None)
         if lora is not None:
-            self._panorama_lora = {**lora, "fused": self._fast_path["lora_fused"]}
+            self._panorama_lora = {**lora, "fused": self._fast_path.record["lora_fused"]}
         # One set of hooks for the pipeline's lifetime (compiled graphs guard on them), adding
         # zeros after the adapter's last step rather than switching off (one graph fewer).
         self._injection = FeatureInjection(self.unet, one_graph=True)
-        self._guidance_prefix = GuidancePrefix(self.unet) if self._fast_path["share_guidance_prefix"] else None
-        return self._fast_path
+        return self._fast_path.record
 
     # -- checks -------------------------------------------------------------------------------
     def _check_call(self, height, width, num_frames, steps, condition, adapter, latent_rotation,
@@ -258,15 +258,12 @@ class Panorama360Pipeline(AnimateDiffPipeline):
                 make_width_circular(self.unet)
                 make_width_circular(self.vae.decoder)
             fast = getattr(self, "_fast_path", None)
-            graphs_before = graphs_compiled()
+            graphs_before = fast.graphs_compiled() if fast else None
             injection = self._injection if fast else FeatureInjection(self.unet)
             injection.set_features(features, adapter_scale)
-            prefix = self._guidance_prefix if fast else None
-            if prefix is not None:
-                prefix.halves = halves  # the batch is [latents] * halves
-            attention = fast["attention"] if fast else "auto"
+            running = (lambda: fast.running(halves)) if fast else nullcontext  # the batch is [latents] * halves
             try:
-                with attention_backend(attention), timer("denoising"), self.progress_bar(total=steps) as progress:
+                with running(), timer("denoising"), self.progress_bar(total=steps) as progress:
                     for i, t in enumerate(timesteps):
                         set_width_circular(self.unet, circular_padding and i >= circular_start)
                         injection.active = adapter_active(i, steps)
@@ -284,7 +281,7 @@ class Panorama360Pipeline(AnimateDiffPipeline):
                         progress.update()
 
                 # 6. decode (circular padding stays on in the VAE decoder when enabled)
-                with attention_backend(attention), timer("decoding"):
+                with running(), timer("decoding"):
                     set_width_circular(self.vae.decoder, circular_padding)
                     video = self.decode_latents(latents, decode_chunk_size=decode_chunk_size)
                     frames = (video[0].permute(1, 2, 3, 0) / 2 + 0.5).clamp(0, 1)
@@ -292,8 +289,6 @@ class Panorama360Pipeline(AnimateDiffPipeline):
             finally:
                 if fast:
                     injection.set_features(None)
-                    if prefix is not None:
-                        prefix.halves = 1
                 else:
                     injection.close()
                 set_width_circular(self.unet, False)
@@ -319,8 +314,8 @@ class Panorama360Pipeline(AnimateDiffPipeline):
             "circular_padding": bool(circular_padding),
             "circular_padding_from_step": int(circular_start) if circular_padding else None,
             "lora": getattr(self, "_panorama_lora", None),
-            "fast_path": dict(fast) if fast else None,
-            "graphs_compiled": graphs_compiled() - graphs_before if fast else None,  # this call's (warm-up)
+            "fast_path": dict(fast.record) if fast else None,
+            "graphs_compiled": fast.graphs_compiled() - graphs_before if fast else None,  # this call's (warm-up)
             "dtype": str(dtype).removeprefix("torch."),
             "device": device_name() if device.type == "cuda" else str(device),
             "timings_s": timer.seconds,

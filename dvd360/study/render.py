@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import Sequence
 
 import jinja2
+from pydantic import Field
 from tqdm import tqdm
 
 from dvd360.atomic import atomic_dir, write_json
+from dvd360.params_schema import StageSettings
 from dvd360.study.answers import ANSWERS_SCHEMA
 from dvd360.study.definition import StudyDefinition, load_study_definition
 from dvd360.study.packets import (Packet, StudyInputError, find_prompt_sets, key_document, new_study_secret,
@@ -35,6 +37,19 @@ from dvd360.study.packets import (Packet, StudyInputError, find_prompt_sets, key
 STATIC_FILES = ("study.js", "viewer.js", "study.css")
 TINY_NOTICE = ("Test packet: these videos come from the tiny profile (small models with random weights). "
                "They exercise the study's machinery and say nothing about any method's quality.")
+
+
+class StudySettings(StageSettings):
+    """params.yaml `study`: what `build_study` builds for the pipeline, from where, into where."""
+
+    generations: str                                     # the generate stage's folder
+    out_dir: str
+    methods: list[str] = Field(min_length=2)
+    raters: int = Field(gt=0)
+    sets_per_packet: int | None = Field(default=None, gt=0)  # None: every prompt set
+    seed: int
+    attention_check: bool
+    attention_min_agree: int = Field(gt=0)
 
 
 @dataclass(frozen=True)

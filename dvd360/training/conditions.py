@@ -16,19 +16,29 @@ Finished estimates of the same content fingerprint are reused (the stage resumes
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Literal
 
 import numpy as np
+from pydantic import Field
 from tqdm.auto import tqdm
 
 from dvd360.atomic import atomic_path, write_json
 from dvd360.config import repo_relative, repo_root
-from dvd360.data.flow_estimation import DEFAULT_METHOD
+from dvd360.data.flow_estimation import DEFAULT_METHOD, METHODS
 from dvd360.fingerprint import fingerprint
+from dvd360.params_schema import StageSettings
 from dvd360.provenance import sha256_of
 
 INDEX_FILE = "index.json"
 SOURCES = ("released", "estimate")
+
+
+class FlowSettings(StageSettings):
+    """params.yaml `flow`: where each clip's condition comes from and how a flow is estimated."""
+
+    method: Literal[METHODS] = DEFAULT_METHOD       # the wrap-aware estimator (`data.flow_estimation`)
+    source: Literal[SOURCES] = "released"           # released: a clip's own flow video where it has one
+    max_frames: int | None = Field(default=None, gt=1)  # frames estimated per clip (None: all)
 
 
 # The code that shapes an estimate and its encoded video (with its transitive dvd360 imports).
@@ -70,13 +80,10 @@ def estimate_clip(clip, out_dir: Path, method: str, max_frames: int | None) -> d
             "flow_video": repo_relative(video_out), "flow_npz": repo_relative(npz_out)}
 
 
-def prepare_conditions(clips: Iterable, out_dir: str | Path, source: str = "released", method: str = DEFAULT_METHOD,
-                       max_frames: int | None = None) -> dict:
+def prepare_conditions(clips: Iterable, out_dir: str | Path, settings: FlowSettings) -> dict:
     """Decide (and where needed estimate) every clip's condition; write and return the index."""
     from dvd360.data.flow_estimation import describe
 
-    if source not in SOURCES:
-        raise ValueError(f"flow source must be one of {SOURCES}, got {source!r}")
     out_dir = Path(out_dir)
     entries, failures = {}, []
     for clip in tqdm(list(clips), desc="flow", unit="clip"):
@@ -84,17 +91,17 @@ def prepare_conditions(clips: Iterable, out_dir: str | Path, source: str = "rele
             entries[clip.id] = {"source": "exact", "frames": clip.num_frames,
                                 "flow_video": repo_relative(clip.flow_video_path),
                                 "flow_npz": repo_relative(clip.flow_npz_path)}
-        elif source == "released" and clip.flow_video_path is not None:
+        elif settings.source == "released" and clip.flow_video_path is not None:
             entries[clip.id] = {"source": "released", "frames": clip.num_frames,
                                 "flow_video": repo_relative(clip.flow_video_path), "flow_npz": None}
         else:
             try:
-                entries[clip.id] = estimate_clip(clip, out_dir, method, max_frames)
+                entries[clip.id] = estimate_clip(clip, out_dir, settings.method, settings.max_frames)
             except Exception as error:  # report the clip, keep going with the others
                 failures.append({"videoid": clip.id, "video": repo_relative(clip.video_path),
                                  "error": f"{type(error).__name__}: {error}"})
     counts = {kind: sum(e["source"] == kind for e in entries.values()) for kind in ("exact", "released", "estimated")}
-    index = {"source": source, "estimator": describe(method), "counts": counts, "clips": entries,
+    index = {"source": settings.source, "estimator": describe(settings.method), "counts": counts, "clips": entries,
              "failures": failures,
              "note": "exact: synthetic clips, flow known from the scene (not estimated); "
                      "released: the dataset's own flow video; estimated: wrap-aware estimate written here"}

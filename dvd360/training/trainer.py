@@ -11,7 +11,9 @@ One optimiser step, per sample g (see `schedule.py` for where g's randomness com
 and AdamW on the adapter only, gradients clipped to `grad_clip`. Runs under accelerate:
 `accelerate launch` spreads it over GPUs (DDP, gradients averaged, each process draws its own
 samples), plain `python` runs it in one process (CPU or GPU). Checkpoints every
-`checkpoint_every` steps resume exactly (same weights as an uninterrupted run).
+`checkpoint_every` steps resume exactly (same weights as an uninterrupted run). Validation videos
+come from a callback (`validate`; the stage passes `dvd360.sampling.validation.validation_video`), so
+this module, whose import closure keys the checkpoints, holds only what shapes the adapter.
 
     python -m dvd360.training.trainer CONFIG.json      # a TrainConfig as JSON
 """
@@ -123,7 +125,7 @@ def training_clips(config: TrainConfig):
             raise KeyError(f"{config.data_dir}: no clips {unknown}")
         clips = [clip for clip in clips if clip.id in set(config.clip_ids)]
     if config.hold_out_reference:  # the set metrics' reference videos are never trained on
-        from dvd360.metrics.reference_set import is_reference_clip
+        from dvd360.data.reference_split import is_reference_clip
 
         held_out = [clip.id for clip in clips if is_reference_clip(clip.id)]
         clips = [clip for clip in clips if not is_reference_clip(clip.id)]
@@ -249,26 +251,23 @@ def write_loss_table(path: Path, losses: list[tuple[int, float]]) -> None:
     write_text(path, "step\tloss\n" + "".join(f"{step}\t{loss:.6g}\n" for step, loss in losses))
 
 
-def validation_video(components, adapter, config: TrainConfig, dataset, folder: Path, step: int) -> Path:
-    """Sample one small video with the current adapter (360DVD settings), write it as mp4."""
-    from dvd360.data.video import write_video
-    from dvd360.sampling.pipeline import Panorama360Pipeline
-
-    v = config.validation
-    with torch.random.fork_rng(devices=[]), torch.inference_mode():
-        result = Panorama360Pipeline.from_components(components)(
-            v["prompt"], seed=v["seed"], steps=v["steps"], guidance=v["guidance"], height=v["height"],
-            width=v["width"], num_frames=v["frames"], condition=dataset[0]["condition"], adapter=adapter,
-            latent_rotation=True, circular_padding=True)
-    return write_video(folder / f"step-{step:08d}.mp4", result.frames, fps=8)
-
-
 # ----------------------------------------------------------------------------------- train
+# validate(components, adapter, condition (F, 3, H, W) in [-1, 1], mp4 path) -> the written path
+Validate = Callable[[object, Adapter360, torch.Tensor, Path], Path]
+
+
 def train(config: TrainConfig, *, accelerator=None, on_log: Callable[[int, dict], None] | None = None,
-          on_artifact: Callable[[Path], None] | None = None) -> TrainResult:
-    """Train (or resume) one variant; the main process writes the adapter, record and loss table."""
+          on_artifact: Callable[[Path], None] | None = None, validate: Validate | None = None) -> TrainResult:
+    """Train (or resume) one variant; the main process writes the adapter, record and loss table.
+
+    Every `validation_every` steps the main process calls `validate` on the first validation clip's
+    condition (config.validation's size); `validation_every > 0` needs it.
+    """
     from dvd360.models.materialize import load_components
 
+    if config.validation_every and validate is None:
+        raise ValueError(f"validation_every={config.validation_every} needs a validate callback "
+                         "(dvd360.sampling.validation.validation_video); 0 writes no validation videos")
     started = time.perf_counter()
     accelerator = accelerator or make_accelerator(config)
     rank, world, main = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process
@@ -308,7 +307,7 @@ def train(config: TrainConfig, *, accelerator=None, on_log: Callable[[int, dict]
     validation_data = None
     if main and config.validation_every:
         v = config.validation
-        validation_data, _ = build_dataset(config, height=v["height"], width=v["width"], frames=v["frames"],
+        validation_data, _ = build_dataset(config, height=v.height, width=v.width, frames=v.frames,
                                            augment=False)
     validation_dir = checkpoint_dir / "validation"
     window: list[float] = []
@@ -336,8 +335,8 @@ def train(config: TrainConfig, *, accelerator=None, on_log: Callable[[int, dict]
                 save_checkpoint(accelerator, adapter, optimizer, config, step, losses, fingerprint)
             if main and validation_data is not None and step % config.validation_every == 0:
                 injection.set_features(None)
-                path = validation_video(components, accelerator.unwrap_model(adapter), config,
-                                        validation_data, validation_dir, step)
+                path = validate(components, accelerator.unwrap_model(adapter), validation_data[0]["condition"],
+                                validation_dir / f"step-{step:08d}.mp4")
                 if on_artifact is not None:
                     on_artifact(path)
             accelerator.wait_for_everyone()
@@ -393,8 +392,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train the 360-Adapter from a TrainConfig JSON file.")
     parser.add_argument("config", type=Path, help="JSON object of TrainConfig fields")
     args = parser.parse_args(argv)
-    settings = json.loads(args.config.read_text(encoding="utf-8"))
-    train(TrainConfig(**settings))
+    train(TrainConfig.model_validate_json(args.config.read_text(encoding="utf-8")))
 
 
 if __name__ == "__main__":

@@ -85,7 +85,7 @@ class ClipModel:
 
     def describe(self) -> dict:
         """What every CLIP score records about its model, and where and how it ran."""
-        from dvd360.metrics.engine import device_label
+        from dvd360.device import device_label
 
         return {"model": self.name, "input": f"{self.image_size}x{self.image_size}, resized without crop",
                 "random_weights": self.random_weights,
@@ -115,7 +115,7 @@ class ClipModel:
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
         """Unit-norm image embeddings (N, D), float32 on the CPU, of images (N, 3, H, W) in [0, 1],
         in fixed-shape chunks of `batch_size` (see module doc)."""
-        from dvd360.metrics.engine import fixed_batches
+        from dvd360.device import fixed_batches
 
         def embed(chunk: torch.Tensor) -> torch.Tensor:
             with self._autocast():
@@ -205,7 +205,7 @@ def load_clip(spec_or_dir: str | Path, device: str | torch.device = "cpu", preci
     """
     import open_clip
 
-    from dvd360.metrics.engine import resolve_device
+    from dvd360.device import resolve_device
 
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
