@@ -2,6 +2,8 @@
 paired delta against a reference method (same prompt_id and seed) with its CI and sign-flip
 permutation p-value (`dvd360.stats`). Rendered as text, Markdown, JSON or HTML (the results
 page's table, `dvd360.report`), and plotted (one PNG per metric: means with their CIs).
+Published figures (`dvd360.published.block`) ride along under "published", shown beside our
+rows with their comparability label and never part of any mean, CI, delta or star.
 """
 
 from __future__ import annotations
@@ -98,10 +100,11 @@ def _video_rows(spec: MetricSpec, scores: Mapping[str, Mapping], reference: str 
 
 
 def build_comparison(scores: Mapping[str, Mapping], reference: str | None = None, *, seed: int = 0,
-                     n_resamples: int = N_RESAMPLES) -> dict:
+                     n_resamples: int = N_RESAMPLES, published: Mapping | None = None) -> dict:
     """{"methods", "reference", "note", "metrics": {name: {"better", "direction", "target", "scale",
     "details", "rows": {method: {...}}}}}, in registry order; set metrics (one value per method, its
-    whole set against the reference set) have no paired delta."""
+    whole set against the reference set) have no paired delta. With `published`
+    (`dvd360.published.block()`), also "published": it, as given."""
     methods = list(scores)
     if reference is not None and reference not in scores:
         raise UnknownMethodError(f"reference {reference!r} is not among the compared methods {', '.join(methods)}")
@@ -119,8 +122,11 @@ def build_comparison(scores: Mapping[str, Mapping], reference: str | None = None
                     for m in methods if spec.name in scores[m].get("set_metrics", {})}
             if rows:
                 table[spec.name] = _entry(spec, first.get("set_metrics_info", {}), rows)
-    return {"methods": methods, "reference": reference, "note": " ".join(notes) or None,
-            "bootstrap": {"seed": seed, "resamples": n_resamples, "confidence": 0.95}, "metrics": table}
+    comparison = {"methods": methods, "reference": reference, "note": " ".join(notes) or None,
+                  "bootstrap": {"seed": seed, "resamples": n_resamples, "confidence": 0.95}, "metrics": table}
+    if published is not None:
+        comparison["published"] = published
+    return comparison
 
 
 def rank_value(entry: Mapping[str, Any], row: Mapping[str, Any]) -> float | None:
@@ -189,6 +195,23 @@ def _legend(comparison: Mapping) -> list[str]:
     return lines
 
 
+def _published_lines(comparison: Mapping) -> list[str]:
+    """The published block as lines: per dvd360 metric its figures with their label, then the
+    figures no dvd360 metric computes."""
+    published = comparison.get("published")
+    if not published:
+        return []
+    lines = [f"published figures ({published['source']}): not ours; never in the means, CIs, deltas or stars above"]
+    for name, rows in published["metrics"].items():
+        scored = "" if name in comparison["metrics"] else " (not scored here)"
+        for row in rows:
+            lines.append(f"{name}{scored}: {row['method']} {_fmt(row['value'])} [{row['match']}] {row['source']}: "
+                         f"{row['reason']}")
+    lines += [f"no dvd360 equivalent: {row['method']} {row['metric']} {_fmt(row['value'])} ({row['source']})"
+              for row in published["unmatched"]]
+    return lines
+
+
 def render(comparison: Mapping, fmt: str = "table") -> str:
     """The comparison as plain text ("table"), Markdown, JSON or a standalone HTML page."""
     if fmt not in FORMATS:
@@ -196,7 +219,7 @@ def render(comparison: Mapping, fmt: str = "table") -> str:
     if fmt == "json":
         return json.dumps(comparison, indent=2) + "\n"
     header, body = _grid(comparison)
-    legend = _legend(comparison)
+    legend = _legend(comparison) + _published_lines(comparison)
     if fmt == "markdown":
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(row) + " |" for row in body]

@@ -3,9 +3,9 @@
 A tiny `dvc repro` is mostly process start-up (18 processes on 2 cores), so each stage process
 (1) starts MLflow's own process at once (`dvd360.tracking.start_tracking`), to load beside the
 stage, and (2) keeps diffusers from importing bitsandbytes: pyiqa installs it, diffusers imports
-it at start-up whenever it is installed (1.6 s of every process that loads a diffusers model),
-and nothing in dvd360 quantises. It also tells `dvd360.tracking` when the process began, the
-start of the stage's MLflow run.
+it at start-up whenever it is installed (a measurable part of every process that loads a
+diffusers model; docs/performance.md), and nothing in dvd360 quantises. It also tells
+`dvd360.tracking` when the process began, the start of the stage's MLflow run.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ times are the stage's own: a stage's first run starts when its process began (`b
 nested run when it opens, and every run ends when its `stage_run` exits.
 
 MLflow itself runs in a process of its own (`dvd360.tracking_worker`, one per stage process,
-started by `start_tracking`): its ~3.5 s of import and store set-up then overlap the stage's
+started by `start_tracking`): its seconds of import and store set-up then overlap the stage's
 start-up instead of adding to it (18 stage processes in a tiny `dvc repro`). The
 calls here send requests to it in order; a run's end waits until all are applied.
 

@@ -2,10 +2,10 @@
 
     python -m dvd360.tracking_worker    # started by dvd360.tracking, never by hand
 
-Why a process of its own: importing MLflow and opening its sqlite store take ~3.5 s of Python
-(sqlalchemy's ORM set-up), paid by every stage. In this process they run beside the stage's own
-start-up (on another core) instead of after it; MLflow's own async logging runs in threads of
-the stage's interpreter, so it cannot hide its import.
+Why a process of its own: importing MLflow and opening its sqlite store take seconds of Python
+(sqlalchemy's ORM set-up; docs/performance.md), paid by every stage. In this process they run
+beside the stage's own start-up (on another core) instead of after it; MLflow's own async
+logging runs in threads of the stage's interpreter, so it cannot hide its import.
 
 Protocol: one JSON request per line on stdin, applied in order; the requests `info` and `end`
 get one JSON reply line each on the original stdout (MLflow's own prints go to

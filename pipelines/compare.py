@@ -1,5 +1,6 @@
 """DVC stage `compare`: the comparison table (means, 95% CIs, paired deltas vs the reference) and
-one plot per metric, from the score stage's `data/scores/{method}.json`, into `reports/compare/`;
+one plot per metric, from the score stage's `data/scores/{method}.json`, with the published figures
+of `eval/published.yaml` beside them, into `reports/compare/`;
 the ablations (paper Fig. 8) against the same reference into `reports/compare/ablations/`; and
 the results page `reports/index.html` (both tables, charts, training loss curves from
 `reports/train/`, every video of `data/generations/` in a 360 viewer, MLflow run ids)."""
@@ -26,7 +27,7 @@ def main() -> None:
     bootstrap = {"seed": score_params["seed"], "n_resamples": score_params["bootstrap_resamples"]}
     with stage_run("compare", profile=profile, params=settings.model_dump()) as run:
         sections, written = compare_sections(settings.scores, settings.methods, settings.reference, settings.ablations,
-                                             settings.out_dir, **bootstrap)
+                                             settings.out_dir, published=settings.published, **bootstrap)
         for path in written:
             log_artifact(path, Path("compare", path.parent.relative_to(settings.out_dir)).as_posix())
         page = write_report(settings.report, sections, scores_dir=settings.scores, generations_dir=settings.generations,

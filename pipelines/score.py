@@ -72,7 +72,8 @@ def main() -> None:
             out = scores_dir / f"{method}.json"
             method_summary = summarize_records(records, seed=seed, n_resamples=resamples)
             sets = scorers.score_set([generations / method / r["video"] for r in records], desc=f"set features {method}")
-            write_json(out, {"method": method, "profile": profile, "note": note, "metrics_info": info["metrics_info"],
+            write_json(out, {"method": method, "profile": profile, "note": note, "models": info["models"],
+                             "metrics_info": info["metrics_info"],
                              "bootstrap": {"seed": seed, "resamples": resamples, "confidence": 0.95},
                              "summary": method_summary, "videos": records, "versions": versions(),
                              "set_metrics": sets, "set_metrics_info": info["set_metrics_info"]})

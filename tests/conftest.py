@@ -19,6 +19,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 def isolated_cache(tmp_path_factory):
     """Computed-once results (the flow estimator's self-check) go to a throw-away folder."""
     os.environ["DVD360_CACHE_DIR"] = str(tmp_path_factory.mktemp("dvd360-cache"))
+    os.environ["DVD360_HOME"] = str(tmp_path_factory.mktemp("dvd360-home"))  # an empty model store
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -45,4 +46,15 @@ def tiny_models(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("models")
     build_tiny(root, seed=0)
+    return root
+
+
+@pytest.fixture(scope="module")
+def feature_dirs(tmp_path_factory):
+    """Tiny random-weight I3D and Inception folders (the set metrics' feature nets)."""
+    from dvd360.models.feature_nets import SET_KINDS, build_tiny_feature_net
+
+    root = tmp_path_factory.mktemp("feature_nets")
+    for kind in SET_KINDS:
+        build_tiny_feature_net(root / kind, kind, seed=0)
     return root

@@ -151,3 +151,54 @@ def test_auto_refuses_what_fits_neither_encoding():
     assert detect_encoding(np.full((1, 8, 16, 3), 255, np.uint8)) == "flowvis"
     with pytest.raises(ValueError, match="unknown flow encoding"):
         decode_flow_video(grey, "middlebury")
+
+
+def test_fast_wheel_decoding_equals_hsv_and_interpolation_over_the_wheel():
+    """`_wheel_decode` against the direct computation: matplotlib's HSV hue of the renormalised
+    colour, then np.interp over the wheel entries' hues (float32 rounding apart)."""
+    from flow_vis import make_colorwheel
+    from matplotlib.colors import rgb_to_hsv
+
+    from dvd360.data.flow_encoding import _wheel_decode
+
+    image = np.random.default_rng(0).integers(0, 256, size=(64, 128, 3), dtype=np.uint8)
+    image[0, :4] = [[0, 0, 0], [255, 255, 255], [7, 7, 7], [255, 0, 0]]  # greys and a pure colour
+    s = np.maximum(image.astype(np.float32) - 0.5, 0.0) / 255.0
+    low, high = s.min(axis=-1, keepdims=True), s.max(axis=-1, keepdims=True)
+    hue = rgb_to_hsv(np.clip((high - s) / np.maximum(high - low, 1e-6), 0, 1))[..., 0]
+    wheel = make_colorwheel() / 255.0
+    angles = (np.arange(len(wheel)) / (len(wheel) - 1) * 2 - 1) * np.pi + np.pi
+    expected = np.interp(hue, rgb_to_hsv(wheel)[:, 0], angles)
+    saturated = (low[..., 0] > 0.125) & (high[..., 0] > 0.9)
+    rho, angle = _wheel_decode(image)
+    np.testing.assert_array_equal(rho, np.where(saturated, 1.0, high[..., 0]))
+    np.testing.assert_allclose(angle, expected, atol=5e-6)
+
+
+@pytest.mark.parametrize("kind", ["world", "small objects", "half still"])
+def test_auto_reads_compressed_flow_videos_as_published(tmp_path, kind):
+    """The kinds `benchmarks.flow_encodings` measures, at its hardest settings (crf 35, quarter size):
+    flow_vis colours per frame and with 20% of the pixels beyond a whole-clip scale; the released encoding."""
+    import cv2
+
+    from dvd360.benchmarks.flow_encodings import encodings, flows
+
+    videos = encodings(flows(64, 128, 4)[kind])
+    for name, expected in (("flowvis", "flowvis"), ("flowvis 20% saturated", "flowvis"), ("released", "released")):
+        small = np.stack([cv2.resize(image, (64, 32), interpolation=cv2.INTER_AREA) for image in videos[name]])
+        decoded = read_frames(write_video(tmp_path / "flow.mp4", small, crf=35))
+        assert detect_encoding(decoded) == expected, name
+
+
+def test_auto_refuses_photos_and_truly_ambiguous_flow_videos_saying_which_fit_best():
+    import skimage.data
+
+    from dvd360.benchmarks.flow_encodings import encodings, flows
+
+    for photo in (skimage.data.astronaut(), skimage.data.coffee(), skimage.data.rocket()):
+        with pytest.raises(ValueError, match="cannot tell"):
+            detect_encoding(photo)
+    ambiguous = encodings(flows(64, 128, 4)["camera"])["flowvis 40% saturated"]  # fits both in part
+    with pytest.raises(ValueError, match=r"flow\.mp4: cannot tell the flow encoding: the released encoding \(black = "
+                                         r"still\) fits best, \d+% of the pixels, \d+% more than the flow_vis"):
+        detect_encoding(ambiguous, "flow.mp4")

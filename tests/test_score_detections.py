@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from dvd360.cli import main
-from dvd360.data.detections import detect_input, detection_line
+from dvd360.data.detections import detection_line
+from dvd360.data.protocol import read_video
 from dvd360.data.video import write_video
 from dvd360.models.clip_model import build_tiny_clip, load_clip
 from dvd360.metrics.flow_agreement import rigid_rotation_clip
@@ -32,15 +33,16 @@ def _repeated_with_flow(factor: int = 3):
     return frames, np.repeat(frames, factor, axis=0), steps
 
 
-def test_detection_line_is_built_from_every_entry():
+def test_detection_line_is_built_from_every_entry(tmp_path):
     frames = np.repeat(rigid_rotation_clip(16, 32, 3, yaw_deg=20.0, seed=0)[0], 2, axis=0)
-    scored, kept, detections = detect_input(frames)
-    assert kept == [0, 2, 4] and scored.shape[0] == 3
-    detections["flow_encoding"] = {"summary": "flowvis (white = still)"}  # another detector's entry
-    line = detection_line("a.mp4", detections)
-    assert line == ("a.mp4: size 6 frames 16x32; repeats x2.00 (3 distinct of 6 frames, 3 dropped); "
-                    "flow encoding flowvis (white = still)")
-    assert detect_input(frames, keep_repeats=True)[2]["repeats"]["dropped"] == []
+    np.savez(tmp_path / "a.npz", frames=frames)
+    scored = read_video(tmp_path / "a.npz")
+    assert scored.indices == [0, 2, 4] and scored.frames.shape[0] == 3
+    detections = {**scored.detections, "flow_encoding": {"summary": "flowvis (white = still)"}}  # another detector's
+    line = detection_line("a.npz", detections)
+    assert line == ("a.npz: size 6 frames 16x32; repeats x2.00 (3 distinct of 6 frames, 3 dropped); "
+                    "protocol 3 frames (first, N=16) at 16x32; flow encoding flowvis (white = still)")
+    assert read_video(tmp_path / "a.npz", keep_repeats=True).detections["repeats"]["dropped"] == []
 
 
 def test_score_cli_drops_repeats_and_says_so(clip_dir, tmp_path):
@@ -52,7 +54,7 @@ def test_score_cli_drops_repeats_and_says_so(clip_dir, tmp_path):
     for flag in ([], ["--keep-repeats"]):
         out = tmp_path / f"scores{len(flag)}.json"
         result = CliRunner().invoke(main, ["score", str(tmp_path / "videos"), "--flows", str(tmp_path / "flows"),
-                                           "--model", str(clip_dir), "--out", str(out), *flag])
+                                           "--model", str(clip_dir), "--out", str(out), "--frames", "all", "--no-quality", *flag])
         assert result.exit_code == 0, result.output
         [record] = json.loads(out.read_text())["videos"]
         outputs[bool(flag)] = record, result.stderr

@@ -33,7 +33,7 @@ def test_flow_vis_reference_is_detected_recorded_and_scored_without_its_unknown_
     root, clip_dir = inputs
     out = tmp_path / "scores.json"
     result = CliRunner().invoke(main, ["score", str(root / "videos"), "--flows", str(root / "flows"),
-                                       "--model", str(clip_dir), "--out", str(out)])
+                                       "--model", str(clip_dir), "--no-quality", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "flow encoding flowvis (auto) magnitude relative" in result.output
     [record] = json.loads(out.read_text())["videos"]
@@ -48,6 +48,6 @@ def test_flow_vis_reference_is_detected_recorded_and_scored_without_its_unknown_
 def test_a_flow_video_of_neither_encoding_is_refused_naming_the_file(inputs):
     root, clip_dir = inputs
     result = CliRunner().invoke(main, ["score", str(root / "videos"), "--flows", str(root / "grey"),
-                                       "--model", str(clip_dir)])
+                                       "--model", str(clip_dir), "--no-quality"])
     assert result.exit_code != 0
     assert "grey/world.mp4" in result.output and "cannot tell the flow encoding" in result.output

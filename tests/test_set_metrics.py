@@ -11,10 +11,9 @@ from scipy.ndimage import gaussian_filter
 from dvd360.data.synthetic import make_scene, render_clip
 from dvd360.metrics.feature_cache import FeatureCache
 from dvd360.data.reference_split import is_reference_clip, reference_clip_ids
-from dvd360.metrics.set_features import SetFeatureExtractor, fvd_frame_indices, i3d_input
+from dvd360.metrics.set_features import FEATURE_SETS, SetFeatureExtractor, fvd_frame_indices, i3d_input
 from dvd360.metrics.set_metrics import (FACE_GROUP_WEIGHTS, FACE_GROUPS, frechet_distance, frechet_set_metric,
                                         kid_set_metric, set_metrics)
-from dvd360.models.feature_nets import SET_KINDS, build_tiny_feature_net
 
 
 def _scipy_fd(mu1, s1, mu2, s2) -> float:
@@ -82,6 +81,29 @@ def test_kid_matches_an_independent_unbiased_mmd():
     assert result["std"] == pytest.approx(0.0, abs=1e-9) and result["subset_size"] == 30 and result["warnings"]
 
 
+@pytest.mark.parametrize("subset_size", [30, 8])  # kernel matrices computed once (subsets cover the sets) / per subset
+@pytest.mark.filterwarnings("ignore:Metric `Kernel Inception Distance` will save all extracted features")
+def test_kid_equals_torchmetrics_kernel_inception_distance(subset_size):
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    class Features(torch.nn.Module):
+        def forward(self, x):
+            return x
+
+    rng = np.random.default_rng(7)
+    gen = [rng.normal(0.3, 1, size=(10, 8)) for _ in range(3)]
+    ref = [rng.normal(0, 1, size=(10, 8)) for _ in range(4)]
+    kid = KernelInceptionDistance(feature=Features(), subsets=7, subset_size=subset_size)
+    kid.update(torch.from_numpy(np.concatenate(ref)), real=True)
+    kid.update(torch.from_numpy(np.concatenate(gen)), real=False)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        mean, std = kid.compute()
+    ours = kid_set_metric("kid_views", gen, ref, seed=3, subsets=7, subset_size=subset_size)
+    assert ours["value"] == pytest.approx(float(mean), rel=1e-10)
+    assert ours["std"] == pytest.approx(float(std), rel=1e-8) and ours["subset_size"] == subset_size
+
+
 def test_bootstrap_ci_is_seeded_and_brackets_resamples():
     rng = np.random.default_rng(5)
     gen = [rng.normal(0.3, 1, size=(4, 6)) for _ in range(8)]
@@ -93,6 +115,23 @@ def test_bootstrap_ci_is_seeded_and_brackets_resamples():
     assert not a["warnings"]
     small = frechet_set_metric("fid_views", [g[:1] for g in gen[:3]], ref, n_resamples=5)  # 3 <= 6
     assert any("rank-deficient" in w for w in small["warnings"])
+
+
+@pytest.mark.parametrize("d,k", [(64, 5), (4, 6)])  # sample-space path (n1 n2 <= d^2) and d x d path
+def test_bootstrap_resamples_equal_the_fd_of_the_resampled_videos(d, k):
+    """The bootstrap computes each resample from the distinct videos with their counts (and, in
+    sample space, from cross products computed once): the CI of the FDs of the videos drawn."""
+    rng = np.random.default_rng(8)
+    gen = [rng.normal(0.3, 1, size=(k, d)) + 2 for _ in range(5)]
+    ref = [rng.normal(0, 1.2, size=(k, d)) + 2 for _ in range(7)]
+    draws = np.random.default_rng(4)
+    boot = []
+    for _ in range(30):
+        g = [gen[i] for i in draws.integers(0, 5, 5)]
+        r = [ref[i] for i in draws.integers(0, 7, 7)]
+        boot.append(frechet_distance(np.concatenate(g), np.concatenate(r)))
+    result = frechet_set_metric("fid_views", gen, ref, seed=4, n_resamples=30)
+    assert [result["ci_low"], result["ci_high"]] == pytest.approx(list(np.quantile(boot, [0.025, 0.975])), rel=1e-9)
 
 
 def test_fvd_cubemap_with_equal_faces_is_the_single_face_value_and_weights_sum_to_one():
@@ -139,14 +178,6 @@ def test_i3d_input_equals_cd_fvd_preprocessing(size):
 
 # -- on tiny random-weight feature nets and synthetic panoramas --------------------------------
 @pytest.fixture(scope="module")
-def feature_dirs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("feature_nets")
-    for kind in SET_KINDS:
-        build_tiny_feature_net(root / kind, kind, seed=0)
-    return root
-
-
-@pytest.fixture(scope="module")
 def panoramas():
     return [render_clip(make_scene(seed), 32, 64, 4).frames for seed in range(3)]
 
@@ -181,11 +212,12 @@ def test_set_metrics_grow_with_degradation(feature_dirs, panoramas, degrade, lev
     for level in levels:
         generated = [extractor.features(degrade(v, level)) for v in panoramas]
         values.append({k: m["value"] for k, m in set_metrics(generated, reference, n_resamples=0).items()})
-    names = ("fvd_cubemap", "fid_views", "kid_views") + (("fvd_erp",) if degrade is not _seam else ())
+    names = ("fvd_cubemap", "fid_views", "kid_views", "fid_sphere", "kid_sphere", "fid_seam", "omnifid") + (
+        ("fvd_erp",) if degrade is not _seam else ())
     for name in names:
         series = [v[name] for v in values]
         assert all(a < b for a, b in zip(series, series[1:])), (name, series)
-        assert name == "kid_views" or series[0] > 0
+        assert name.startswith("kid_") or series[0] > 0
 
 
 @pytest.mark.slow
@@ -211,7 +243,8 @@ def test_feature_cache_recomputes_only_what_changed(feature_dirs, panoramas, tmp
     cache = FeatureCache(tmp_path / "cache")
     first = SetFeatureExtractor(feature_dirs / "i3d", feature_dirs / "inception", cache)
     before = [first.features(v) for v in panoramas[:2]]
-    assert first.computed == 6 and cache.misses == 6
+    sets = len(FEATURE_SETS)
+    assert first.computed == 2 * sets and cache.misses == 2 * sets
     again = SetFeatureExtractor(feature_dirs / "i3d", feature_dirs / "inception", cache)
     after = [again.features(v) for v in panoramas[:2]]
     assert again.computed == 0
@@ -220,4 +253,4 @@ def test_feature_cache_recomputes_only_what_changed(feature_dirs, panoramas, tmp
     changed[0, 0, 0, 0] ^= 1
     again.features(panoramas[0])
     again.features(changed)
-    assert again.computed == 3  # the 3 feature sets of the changed video, nothing else
+    assert again.computed == sets  # the feature sets of the changed video, nothing else

@@ -13,6 +13,7 @@ from dvd360.compare import build_comparison, render
 from dvd360.data.synthetic import make_scene, render_clip
 from dvd360.data.video import write_video
 from dvd360.models.clip_model import build_tiny_clip
+from dvd360.metrics.set_features import FEATURE_SETS
 from dvd360.metrics.set_metrics import SET_METRIC_NAMES
 from dvd360.models.feature_nets import SET_KINDS, build_tiny_feature_net, load_feature_net
 
@@ -52,11 +53,22 @@ def test_score_cli_reports_set_metrics_with_n_and_uncertainty(folders, tmp_path)
     assert "random weights" in data["set_metrics_info"]["fid_views"]["model"]
     assert "say nothing about quality" in data["note"]
     cached = sorted(p.name for p in (tmp_path / "cache").rglob("*.npy"))
-    assert len(cached) == 3 * 5  # 3 feature sets x (3 generated + 2 reference videos)
+    assert len(cached) == len(FEATURE_SETS) * 5  # every feature set x (3 generated + 2 reference videos)
     again = _score(folders, folders / "reference", tmp_path / "again.json", tmp_path / "cache")
     assert again.exit_code == 0, again.output
     assert json.loads((tmp_path / "again.json").read_text())["set_metrics"] == sets
     assert sorted(p.name for p in (tmp_path / "cache").rglob("*.npy")) == cached
+    # `compare --format json` on these score files: a row per method for every set metric
+    (tmp_path / "scores").mkdir()
+    for method in "ABCD":
+        (tmp_path / "scores" / f"{method}.json").write_text(json.dumps({**data, "method": method}))
+    compared = CliRunner().invoke(main, ["compare", "--methods", "A,B,C,D", "--scores", str(tmp_path / "scores"),
+                                         "--out-dir", str(tmp_path / "compare"), "--format", "json",
+                                         "--resamples", "100"])
+    assert compared.exit_code == 0, compared.output
+    metrics = json.loads(compared.stdout)["metrics"]
+    for name in ("fid_sphere", "kid_sphere", "fid_seam", "omnifid"):
+        assert set(metrics[name]["rows"]) == set("ABCD") and metrics[name]["rows"]["A"]["n"] == 3
 
 
 def test_score_cli_refuses_a_reference_set_of_one_video(folders, tmp_path):

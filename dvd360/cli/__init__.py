@@ -15,6 +15,8 @@ COMMANDS = (
     ("study", "study"),
     ("score", "score"),
     ("compare", "compare"),
+    ("models", "models"),
+    ("audit", "audit"),
 )
 # The errors bad input raises, each naming its file: (module, class). Looked up only among the
 # modules already imported (an error can only come from one of those), so startup stays light.
@@ -26,6 +28,7 @@ INPUT_ERRORS = (
     ("dvd360.study.answers", "StudyKeyError"),
     ("dvd360.study.answers", "AnswerFileError"),
     ("dvd360.study.aggregate", "NoValidAnswers"),
+    ("dvd360.models.download", "FetchError"),
 )
 
 

@@ -13,29 +13,32 @@ from dvd360.metrics.registry import SET_METRIC_NAMES, help_text
 if TYPE_CHECKING:
     from dvd360.cli.score_inputs import Item
 
+# The `models` stage's folders and the paper CLIP spec (`dvd360-eval audit`'s defaults; `score` finds
+# its models through --models, by default the model store).
 DEFAULT_CLIP_DIR = Path("data/models/clip")
 DEFAULT_FEATURES_DIR = Path("data/models/features")
 PAPER_CLIP = "ViT-L-14-quickgelu/openai"
 
 
+
 def _load_item(item: Item, flow_kind: str, flow_method: str, keep_repeats: bool = False,
-               flow_encoding: str = "auto"):
-    """An item's frames (repeats dropped unless `keep_repeats`), prompt, reference flow (between
-    the frames kept) and input detections (run ahead, in a worker; errors name the file)."""
-    from dvd360.data.detections import detect_input
-    from dvd360.data.video import read_frames
+               flow_encoding: str = "auto", protocol=None):
+    """An item's frames as the scoring `protocol` reads them (repeats dropped unless
+    `keep_repeats`), prompt, reference flow (between the frames scored, at their size) and input
+    detections (run ahead, in a worker; errors name the file)."""
+    from dvd360.data.protocol import ScoringProtocol, read_video
     from dvd360.metrics.scoring import VideoInput, read_reference_flow
 
-    frames, kept, detections = detect_input(read_frames(item.path), keep_repeats)
-    reference = None
+    scored = read_video(item.path, protocol or ScoringProtocol(), keep_repeats)
+    reference, detections = None, scored.detections
     if item.flow is not None:
-        indices = kept if len(kept) < detections["size"]["frames"] else None
         try:
             reference, detections["flow_encoding"] = read_reference_flow(
-                item.flow, flow_kind, indices=indices, flow_method=flow_method, encoding=flow_encoding)
+                item.flow, flow_kind, indices=scored.indices, flow_method=flow_method, encoding=flow_encoding,
+                size=scored.frames.shape[1:3])
         except (ValueError, OSError) as error:
             raise ValueError(f"reference flow {item.flow}: {error}") from error
-    return VideoInput(frames, item.prompt, reference, detections)
+    return VideoInput(scored.frames, item.prompt, reference, detections)
 
 
 @click.command("score", epilog="Metrics (name (better): scale): " + help_text())
@@ -61,9 +64,20 @@ def _load_item(item: Item, flow_kind: str, flow_method: str, keep_repeats: bool 
                                       "'source': they are source videos whose flow is re-estimated.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the JSON result here (atomically). Otherwise it goes to stdout.")
+@click.option("--models", "models", default="store", show_default=True, metavar="store|tiny|DIR",
+              help="Where the scoring models come from. store: the real models (CLIP ViT-L/14, MUSIQ-SPAQ, the LAION "
+                   "head, and with --reference the FVD I3D and FID Inception) by registry name from the per-user "
+                   "model store ($DVD360_HOME), fetched and checked on demand (`dvd360-eval models list`); offline "
+                   "with one missing, nothing is scored and the message names every missing model and the command "
+                   "that gets it. tiny: random-weight stand-ins (numbers that say nothing about quality; the output "
+                   "says so at the top). DIR: a models folder of the `models` stage (DIR/clip, DIR/features).")
+@click.option("--offline", is_flag=True, default=False,
+              help="Never download (as HF_HUB_OFFLINE=1): models missing from the store stop the run.")
+@click.option("--skip-missing", is_flag=True, default=False,
+              help="With models missing from the store: score the metrics that do not need them, and list what "
+                   "was skipped (the JSON's \"skipped\" and stderr).")
 @click.option("--model", default=None,
-              help=f"CLIP: a CLIP folder (default {DEFAULT_CLIP_DIR} when it exists) or an open_clip spec "
-                   f"ARCH/TAG (default {PAPER_CLIP}; weights from the local open_clip cache or the hub).")
+              help="CLIP: a CLIP folder or an open_clip spec ARCH/TAG, instead of the one --models gives.")
 @click.option("--flow-method", type=click.Choice(["dis", "ilk", "tvl1"]), default="dis", show_default=True,
               help="Flow estimator used wrap-aware on the scored videos: OpenCV DIS (preset medium) or "
                    "scikit-image iLK / TV-L1.")
@@ -76,6 +90,17 @@ def _load_item(item: Item, flow_kind: str, flow_method: str, keep_repeats: bool 
 @click.option("--workers", type=click.IntRange(min=0), default=1, show_default=True,
               help="CPU processes decoding videos and estimating flow ahead of CLIP (0: one per core; "
                    "1: one thread). Under torchrun, per process.")
+@click.option("--frames", "num_frames", default="16", show_default=True, metavar="N|all",
+              help="Scoring protocol: frames scored per video (16: the paper's videos and FVD's clip; all: every "
+                   "frame). Recorded in every record (detections.protocol) and in metrics_info.")
+@click.option("--sample", default="first", show_default=True, metavar="first|uniform|stride:K",
+              help="Which distinct frames (repeats dropped first): first: the first N (the default: the paper's and "
+                   "FVD's clip, consecutive frames keep the temporal metrics at the source's frame step, and reading "
+                   "stops after them); uniform: N spread over the whole video; stride:K: every K-th.")
+@click.option("--size", "working_size", default="512x1024", show_default=True, metavar="HxW",
+              help="Working size: larger frames are resized to it once as decoded (OpenCV INTER_AREA, antialiased "
+                   "area averaging); smaller ones are scored at their own size. Metrics with a published input "
+                   "size (CLIP, I3D at 224, Inception 299, MUSIQ's longer side) resample from these frames.")
 @click.option("--keep-repeats", is_flag=True, default=False,
               help="Score every frame. By default runs of repeated frames (web frame-rate upsampling: "
                    "consecutive frames that differ by less than half of a 1-px pan) are scored once, and a "
@@ -85,19 +110,20 @@ def _load_item(item: Item, flow_kind: str, flow_method: str, keep_repeats: bool 
                    f"metrics ({', '.join(SET_METRIC_NAMES)}; see below), computed for the whole set of INPUTS (at "
                    "least 2 videos) with n, a bootstrap 95% CI over videos (Frechet distances) or the subset std "
                    "(KID).")
-@click.option("--features", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_FEATURES_DIR,
-              show_default=True, help="Folder with the I3D and Inception feature nets and the MUSIQ and LAION "
-                                      "quality models (the `models` stage's features folder).")
+@click.option("--features", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder with the I3D and Inception feature nets and the MUSIQ and LAION quality models (a `models` "
+                   "stage's features folder), instead of the ones --models gives.")
 @click.option("--quality/--no-quality", default=None,
               help="The quality metrics: imaging_quality_erp/_views (MUSIQ-SPAQ / 100, VBench's imaging "
                    "quality on the ERP frame exactly, and on 4 horizontal views per frame) and "
                    "aesthetic_quality_erp/_views (LAION head on CLIP ViT-L/14 / 10, VBench's aesthetic quality "
-                   "on its centre crop exactly, and on the views). Default: on when --features holds musiq/ and "
-                   "aesthetic/.")
+                   "on its centre crop exactly, and on the views). Default: on (with --features: when it holds "
+                   "musiq/ and aesthetic/).")
 @click.option("--feature-cache", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Cache set-metric features here (per video content, model and preprocessing).")
 def score(inputs, prompts, flows, flow_kind, out, model, flow_method, device, precision, batch_size, workers,
-          keep_repeats, flow_encoding, reference, features, feature_cache, quality):
+          keep_repeats, flow_encoding, reference, features, feature_cache, quality, models, offline, skip_missing,
+          num_frames, sample, working_size):
     """Score ERP videos (mp4, gif, ... or folders of PNG/JPG frames; folders of videos too).
 
     Every input is checked first (readable, 2:1 ERP, at least 2 frames, a prompt when --prompts
@@ -108,9 +134,10 @@ def score(inputs, prompts, flows, flow_kind, out, model, flow_method, device, pr
     prompt, no flow) is absent, never 0. "metrics_info" gives each metric's scale, better
     direction or target, the published definition it equals (if any), model or flow estimator,
     and the estimator's own error on a synthetic rigid rotation at the scored size. "detections" (also one line per video
-    on stderr) says what was found in each input before scoring: its size, repeated frames and
-    which were dropped. With --reference DIR, "set_metrics" holds the set metrics of the whole
-    set of inputs against that folder ({value, ci_low, ci_high or std,
+    on stderr) says what was found in each input before scoring: its size, repeated frames,
+    which were dropped and which frames the protocol scored at what size; "absent" says why a
+    metric that could have been computed was not. With --reference DIR, "set_metrics" holds the
+    set metrics of the whole set of inputs against that folder ({value, ci_low, ci_high or std,
     n, n_reference, warnings, ...}) and "set_metrics_info" the model, preprocessing and how each
     compares with published numbers.
 
@@ -122,7 +149,9 @@ def score(inputs, prompts, flows, flow_kind, out, model, flow_method, device, pr
 
     from dvd360.atomic import write_json
     from dvd360.cli.score_inputs import check_score_inputs, problem_report
+    from dvd360.cli.score_models import resolve_score_models
     from dvd360.data.detections import detection_line
+    from dvd360.data.protocol import parse_protocol
     from dvd360.distributed import world
     from dvd360.metrics.engine import JobError
     from dvd360.metrics.flow_agreement import FLOW_FACTORS
@@ -130,24 +159,36 @@ def score(inputs, prompts, flows, flow_kind, out, model, flow_method, device, pr
     from dvd360.metrics.scorers import ReferenceSet, Scorers, ScorerSetupError, ScoringSettings
     from dvd360.provenance import versions
 
+    try:
+        protocol = parse_protocol(num_frames, sample, working_size)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
     items, problems = check_score_inputs(inputs, prompts, flows, min_frames=2)
     if problems:
         raise click.ClickException(problem_report(items, problems))
+    try:
+        chosen = resolve_score_models(models, model, features, quality, reference is not None, offline, skip_missing,
+                                      echo=lambda line: click.echo(line, err=True))
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
     settings = ScoringSettings(
-        clip=model or (str(DEFAULT_CLIP_DIR) if DEFAULT_CLIP_DIR.is_dir() else PAPER_CLIP), features=str(features),
+        clip=chosen.clip, features=chosen.features,
         feature_cache=None if feature_cache is None else str(feature_cache), device=device, precision=precision,
-        batch_size=batch_size, workers=workers, flow_method=flow_method, keep_repeats=keep_repeats, quality=quality)
+        batch_size=batch_size, workers=workers, flow_method=flow_method, keep_repeats=keep_repeats,
+        quality=chosen.quality, protocol=protocol)
     try:
         reference_set = None
-        if reference is not None:
+        if reference is not None and chosen.reference:
             if len(items) < 2:
                 raise ScorerSetupError(f"--reference: set metrics need at least 2 input videos, got {len(items)}")
             reference_set = ReferenceSet(videos_in_folder(reference), source=str(reference))
         scorers = Scorers.build(settings, reference_set, on_skip=lambda line: click.echo(line, err=True))
     except (OSError, ValueError) as error:
         raise click.ClickException(str(error)) from error
+    if scorers.note() is not None:
+        click.echo(f"note: {scorers.note()}", err=True)
     load = partial(_load_item, flow_kind=flow_kind, flow_method=flow_method, keep_repeats=keep_repeats,
-                   flow_encoding=flow_encoding)
+                   flow_encoding=flow_encoding, protocol=protocol)
     try:
         scored = scorers.run(items, load, set_paths=[item.path for item in items])
     except JobError as failure:
@@ -161,12 +202,13 @@ def score(inputs, prompts, flows, flow_kind, out, model, flow_method, device, pr
                         "reference_flow": None if item.flow is None else {
                             "path": str(item.flow), "kind": flow_kind, **result["detections"].get("flow_encoding", {}),
                             **{factor: result[factor] for factor in FLOW_FACTORS if factor in result}},
-                        "detections": result["detections"], "metrics": result["metrics"]})
+                        "detections": result["detections"], "metrics": result["metrics"], "absent": result["absent"]})
         click.echo(detection_line(str(item.path), result["detections"]), err=True)
     if world()[1] > 1:
         click.echo(f"scored on {world()[1]} processes", err=True)
     info = scorers.describe()
-    result = {"note": scorers.note(), "metrics_info": info["metrics_info"], "videos": records, "versions": versions()}
+    result = {"note": scorers.note(), "models": info["models"], "skipped": chosen.skipped,
+              "metrics_info": info["metrics_info"], "videos": records, "versions": versions()}
     if scorers.sets is not None:
         result["set_metrics"] = scorers.score_set([item.path for item, _, _ in scored])
         result["set_metrics_info"] = info["set_metrics_info"]

@@ -41,9 +41,11 @@ FLOW_VIS_EPSILON = 1e-5     # flow_to_color's epsilon: rho = r / (r_max + 1e-5)
 ENCODINGS = ("released", "released-rgb", "flowvis")
 # detect_encoding: a wheel colour has a channel at 0 and one at 1 (times the magnitude), so every
 # in-range pixel of a released image has min channel ~ 0 and of a flow_vis image max channel ~ 255.
-# CHANNEL_TOLERANCE allows codec noise; the chosen encoding must explain AGREEMENT of the pixels.
+# CHANNEL_TOLERANCE allows codec noise; the chosen encoding must fit at least MIN_FIT of the pixels
+# and MIN_LEAD more than the other (`choose_encoding`; measured: `benchmarks.flow_encodings`).
 CHANNEL_TOLERANCE = 40
-AGREEMENT = 0.9
+MIN_FIT = 0.75
+MIN_LEAD = 0.25
 
 
 def encode_flow(flow: np.ndarray, bgr: bool = True) -> np.ndarray:
@@ -66,40 +68,60 @@ def encode_flow(flow: np.ndarray, bgr: bool = True) -> np.ndarray:
     return (255 - image).reshape(*lead, width, 3)
 
 
-@lru_cache(maxsize=1)
-def _wheel_hues() -> tuple[np.ndarray, np.ndarray]:
-    """HSV hue of each colour-wheel entry (strictly increasing) and the flow angle it encodes.
+LEVELS = np.maximum(np.arange(256, dtype=np.float32) - 0.5, 0.0) / 255.0  # s of each uint8 level
+HUE_STEPS = 6 * 255  # every wheel entry's hue is a multiple of 1 / HUE_STEPS (see `_hue_to_angle`)
 
-    Within a wheel segment one channel varies linearly while the others sit at 0 and 1, so
-    the hexagonal HSV hue is linear in flow_vis's wheel coordinate fk between entries and
-    `np.interp` over the entries inverts the wheel exactly.
+
+@lru_cache(maxsize=1)
+def _hue_to_angle() -> tuple[np.ndarray, np.ndarray]:
+    """The flow angle at hues k / HUE_STEPS (k = 0 .. HUE_STEPS) and its step to the next, float32.
+
+    Within a wheel segment one channel varies linearly while the others sit at 0 and 1, so the
+    hexagonal HSV hue of entry i is (segment + c_i / 255) / 6 with c_i an integer: every entry lies
+    on the grid k / HUE_STEPS and the flow angle is linear between entries (flow_vis:
+    fk = (atan2(-v, -u) / pi + 1) / 2 * (ncols - 1), so atan2(v, u) = a * pi + pi). Interpolating
+    this table linearly is `np.interp` over the wheel entries, without its per-pixel search.
     """
     wheel = make_colorwheel() / 255.0
     hues = rgb_to_hsv(wheel)[:, 0]
-    ncols = len(wheel)
-    # flow_vis: fk = (atan2(-v, -u) / pi + 1) / 2 * (ncols - 1), so atan2(v, u) = a * pi + pi
-    a = np.arange(ncols) / (ncols - 1) * 2 - 1
-    return hues, a * np.pi + np.pi
+    a = np.arange(len(wheel)) / (len(wheel) - 1) * 2 - 1
+    table = np.interp(np.arange(HUE_STEPS + 1) / HUE_STEPS, hues, a * np.pi + np.pi).astype(np.float32)
+    return table, np.diff(table)
 
 
 def _wheel_decode(inverted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(rho, flow angle) of an inverted wheel image s = 255 * rho * (1 - wheel(theta)), uint8
-    (..., 3) RGB; saturated pixels (the wheel's out-of-range colours) get rho = 1. See `decode_flow`."""
-    # 255 - floor(255 c) = ceil(255 (1 - c)): take the middle of each quantisation step
-    s = np.maximum(inverted.astype(np.float32) - 0.5, 0.0) / 255.0
-    low, high = s.min(axis=-1, keepdims=True), s.max(axis=-1, keepdims=True)
-    spread = np.maximum(high - low, 1e-6)
-    saturated = (low[..., 0] > (1 - SATURATED_DARKENING) / 2) & (high[..., 0] > 0.9)
-    rho = np.where(saturated, 1.0, high[..., 0])
-    # wheel colour: (high - s) / spread in both cases (in range: 1 - s / rho; saturated:
-    # (1 - s) / 0.75), renormalised so that its channels span [0, 1]
-    hue = rgb_to_hsv(np.clip((high - s) / spread, 0.0, 1.0))[..., 0]
-    hues, angles = _wheel_hues()
-    return rho, np.interp(hue, hues, angles)
+    """(rho, flow angle), float32, of an inverted wheel image s = 255 * rho * (1 - wheel(theta)),
+    uint8 (..., 3) RGB; saturated pixels (the wheel's out-of-range colours) get rho = 1. See `decode_flow`.
+
+    Per pixel, from its uint8 levels: s = max(x - 0.5, 0) / 255 (the middle of each quantisation
+    step: 255 - floor(255 c) = ceil(255 (1 - c))), rho = max(s); the wheel colour (max(s) - s) /
+    (max(s) - min(s)) has the hexagonal HSV hue h = (sector + (s_a - s_b) / (max(s) - min(s))) / 6
+    (sector 0, 2, 4 where red, green, blue is its largest channel, i.e. the smallest of s; ties as
+    matplotlib's rgb_to_hsv), 0 for grey; the angle is the wheel's at h (`_hue_to_angle`).
+    """
+    x = np.asarray(inverted)
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    hi, lo = np.maximum(np.maximum(r, g), b), np.minimum(np.minimum(r, g), b)
+    sr, sg, sb, high, low = LEVELS[r], LEVELS[g], LEVELS[b], LEVELS[hi], LEVELS[lo]
+    delta = high - low
+    inverse = np.divide(np.float32(1), delta, out=np.zeros_like(delta), where=delta > 0)
+    sector = np.where(b == lo, (sg - sr) * inverse + 4, np.where(g == lo, (sr - sb) * inverse + 2, (sb - sg) * inverse))
+    sector[delta == 0] = 0
+    steps = sector * np.float32(HUE_STEPS / 6)
+    steps[steps < 0] += HUE_STEPS
+    floor = np.minimum(np.floor(steps), np.float32(HUE_STEPS - 1))
+    table, step = _hue_to_angle()
+    index = floor.astype(np.int32)
+    angle = table[index] + (steps - floor) * step[index]
+    saturated = (low > (1 - SATURATED_DARKENING) / 2) & (high > 0.9)
+    return np.where(saturated, np.float32(1), high), angle
 
 
 def _polar_flow(radius: np.ndarray, angle: np.ndarray) -> np.ndarray:
-    return np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=-1).astype(np.float32)
+    flow = np.empty((*angle.shape, 2), dtype=np.float32)
+    np.multiply(radius, np.cos(angle), out=flow[..., 0])
+    np.multiply(radius, np.sin(angle), out=flow[..., 1])
+    return flow
 
 
 def _check_image(image) -> np.ndarray:
@@ -150,51 +172,68 @@ def decode_flow_vis(image: np.ndarray, max_radius=None) -> np.ndarray:
     return _polar_flow(rho, angle)
 
 
+def encoding_votes(image: np.ndarray, source: str = "flow image") -> np.ndarray:
+    """Pixel counts of a flow image or video (uint8 (..., H, W, 3)) that `choose_encoding` decides
+    on: [all, fit the released test, fit the flow_vis test]; counts of several frames add up."""
+    image = _check_image(image)
+    if image.dtype != np.uint8:
+        raise ValueError(f"{source}: a flow image must be uint8, got {image.dtype}")
+    low, high = image.min(axis=-1), image.max(axis=-1)
+    return np.array([low.size, (low <= CHANNEL_TOLERANCE).sum(), (high >= 255 - CHANNEL_TOLERANCE).sum()],
+                    dtype=np.int64)
+
+
+def choose_encoding(votes: np.ndarray, source: str = "flow image") -> str:
+    """"released" or "flowvis" from `encoding_votes` counts (`detect_encoding`): the encoding that
+    fits more pixels, when it fits at least MIN_FIT of them and MIN_LEAD more than the other;
+    else a ValueError naming `source`, the encoding that fit best and by how much."""
+    total = max(int(votes[0]), 1)
+    fits = {"released": int(votes[1]) / total, "flowvis": int(votes[2]) / total}
+    best, other = sorted(fits, key=fits.get, reverse=True)
+    lead = fits[best] - fits[other]
+    if fits[best] >= MIN_FIT and lead >= MIN_LEAD:
+        return best
+    names = {"released": "the released encoding (black = still)", "flowvis": "the flow_vis encoding (white = still)"}
+    raise ValueError(
+        f"{source}: cannot tell the flow encoding: {names[best]} fits best, {fits[best]:.0%} of the pixels, "
+        f"{lead:.0%} more than {names[other]} ({fits[other]:.0%}); {MIN_FIT:.0%} and a lead of {MIN_LEAD:.0%} "
+        f"are needed. Give the encoding explicitly (--flow-encoding {'|'.join(ENCODINGS)}) if this is a flow video")
+
+
 def detect_encoding(image: np.ndarray, source: str = "flow image") -> str:
     """"released" or "flowvis" from the pixels of a flow image or video (uint8 (..., H, W, 3)).
 
     Every in-range wheel colour has one channel at 0 and one at 255 (scaled by the magnitude):
     a released pixel (inverted: black = still) has min channel <= CHANNEL_TOLERANCE, a flow_vis
-    pixel (white = still) max channel >= 255 - CHANNEL_TOLERANCE. Pixels that fit both (strongly
-    saturated colours) do not vote; the encoding that fits at least AGREEMENT of all pixels and of
-    the voting ones wins. Anything else (e.g. a constant grey image, a photo) is refused with a
-    ValueError naming `source`. Which channel order a released video has cannot be told from
+    pixel (white = still) max channel >= 255 - CHANNEL_TOLERANCE. The encoding that fits at least
+    MIN_FIT of the pixels and MIN_LEAD more than the other wins: flow_vis colours beyond their scale
+    (darkened by 0.75) fit the released test, so a flow_vis video normalised once for a whole
+    clip fits both in part (`benchmarks.flow_encodings` measures the cases). Anything else (e.g. a
+    constant grey image, a photo) is refused with a ValueError naming `source`. Which channel order a released video has cannot be told from
     its colours: "released" means the release's BGR order (give "released-rgb" explicitly).
     """
-    image = _check_image(image)
-    if image.dtype != np.uint8:
-        raise ValueError(f"{source}: a flow image must be uint8, got {image.dtype}")
-    low, high = image.min(axis=-1), image.max(axis=-1)
-    released, flowvis = low <= CHANNEL_TOLERANCE, high >= 255 - CHANNEL_TOLERANCE
-    voting = released ^ flowvis
-    fits = {"released": float(released.mean()), "flowvis": float(flowvis.mean())}
-    votes = {name: float((fit & voting).sum() / max(int(voting.sum()), 1))
-             for name, fit in (("released", released), ("flowvis", flowvis))}
-    for name in fits:
-        if fits[name] >= AGREEMENT and votes[name] >= AGREEMENT:
-            return name
-    raise ValueError(
-        f"{source}: cannot tell the flow encoding: {fits['released']:.0%} of the pixels fit the released "
-        f"encoding (black = still) and {fits['flowvis']:.0%} the flow_vis encoding (white = still), "
-        f"{AGREEMENT:.0%} needed; give the encoding explicitly (--flow-encoding "
-        f"{'|'.join(ENCODINGS)}) if this is a flow video")
+    return choose_encoding(encoding_votes(image, source), source)
+
+
+def decode_encoded(image: np.ndarray, encoding: str, max_radius=None) -> np.ndarray:
+    """Flow (..., H, W, 2) of a flow image/video in a named encoding (one of ENCODINGS)."""
+    if encoding == "flowvis":
+        return decode_flow_vis(image, max_radius)
+    return decode_flow(image, bgr=encoding == "released")
+
+
+def flow_note(encoding: str, auto: bool, max_radius=None) -> dict:
+    """How a flow video was read: {"encoding", "chosen": "auto" | "given", "magnitude"}, where
+    magnitude is "pixels" or "relative" (a flow_vis video without `max_radius`: each frame in
+    units of its largest displacement, so only scale-free figures hold against it)."""
+    relative = encoding == "flowvis" and max_radius is None
+    return {"encoding": encoding, "chosen": "auto" if auto else "given", "magnitude": "relative" if relative else "pixels"}
 
 
 def decode_flow_video(image: np.ndarray, encoding: str = "auto", source: str = "flow video",
                       max_radius=None) -> tuple[np.ndarray, dict]:
-    """(flow (..., H, W, 2), note) of a flow image/video in `encoding` (one of ENCODINGS or "auto").
-
-    The note records the decision: {"encoding", "chosen": "auto" | "given", "magnitude"}, where
-    magnitude is "pixels" or "relative" (a flow_vis video without `max_radius`: each frame in
-    units of its largest displacement, so only scale-free figures hold against it).
-    """
+    """(flow (..., H, W, 2), `flow_note`) of a flow image/video in `encoding` (one of ENCODINGS or "auto")."""
     if encoding not in ("auto", *ENCODINGS):
         raise ValueError(f"unknown flow encoding {encoding!r}; known: auto, {', '.join(ENCODINGS)}")
     chosen = detect_encoding(image, source) if encoding == "auto" else encoding
-    if chosen == "flowvis":
-        flow = decode_flow_vis(image, max_radius)
-        magnitude = "relative" if max_radius is None else "pixels"
-    else:
-        flow, magnitude = decode_flow(image, bgr=chosen == "released"), "pixels"
-    return flow, {"encoding": chosen, "chosen": "auto" if encoding == "auto" else "given",
-                  "magnitude": magnitude}
+    return decode_encoded(image, chosen, max_radius), flow_note(chosen, encoding == "auto", max_radius)

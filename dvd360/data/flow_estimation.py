@@ -13,19 +13,13 @@ that registers `moving` (frame t+1) onto `reference` (frame t), i.e.
 frame_t(x) ~ frame_{t+1}(x + flow(x)): exactly the forward flow t -> t+1; OpenCV's
 `DISOpticalFlow.calc(I0, I1)` returns the same forward field, on 8-bit grey frames.
 
-Why DIS by default (measured with `python -m dvd360.benchmarks.flow`; 2 shared CPU cores,
-OpenCV 5.0, scikit-image 0.26; EPE in degrees on the sphere, 4-frame clips): on the rigid
-rotation of `rigid_rotation_clip` DIS (preset medium) 0.236 / 0.185 / 0.177 deg at 64x128 /
-128x256 / 512x1024 against iLK's 0.249 / 0.231 / 0.253; on three `synthetic.render_clip` worlds
-with moving objects (seeds 0-2) DIS 0.10-0.30 / 0.08-0.36 / 0.05-0.75 deg against iLK's
-0.15-0.43 / 0.14-0.49 / 0.34-0.87; 4.6 s per 16x512x1024 video in one process against iLK's
-106 s and TV-L1's 143 s (TV-L1: 0.03-0.20 deg on the worlds, but 0.20-0.26 on rigid rotation).
-Preset fast is 3x faster and less accurate on rigid rotation (0.436 deg at 64x128);
-finest_scale 0 or more variational refinement gain < 0.01 deg on rigid rotation and lose up to
-0.23 deg on the fast-moving world (seed 0) at 128x256. DIS's raw output was bit-identical at
-1, 2, 4 and 8 OpenCV threads; still, each pair runs on one OpenCV thread (set around the call,
-so the caller's setting never matters; tests check) and pairs spread over processes like the
-others.
+Why DIS (preset medium) by default: in `python -m dvd360.benchmarks.flow` it is more accurate
+than iLK on the rigid rotation of `rigid_rotation_clip` and on `synthetic.render_clip` worlds with
+moving objects, about as accurate as TV-L1 on rigid rotation (TV-L1 is better on the worlds), and
+over 20x faster than either; preset fast and finer settings were less accurate on one or the
+other (figures: docs/performance.md). Each pair runs on one OpenCV thread (set around the
+call, so the caller's setting never matters; tests check) and pairs spread over processes like
+the others.
 
 RAFT (`method="raft"`) needs its weights as a local file (`weights=PATH`, torchvision's
 `raft_large` state dict, e.g. `raft_large_C_T_SKHT_V2-ff5fadd5.pth`): nothing is downloaded.

@@ -75,27 +75,33 @@ class RepeatInfo:
                 "min_change_of_a_move": min((c for c in self.changes if c > self.threshold), default=None)}
 
 
-def pair_changes(frames: np.ndarray) -> np.ndarray:
-    """rho_t of every consecutive pair (F - 1,) of uint8 or float (F, H, W, 3) frames (module docstring).
+def pair_change(before: np.ndarray, after: np.ndarray) -> float:
+    """rho of one pair of uint8 or float (H, W, 3) frames (module docstring): 0 for identical
+    frames, inf for a constant frame followed by another picture."""
+    work = [f.astype(np.int16) if f.dtype == np.uint8 else f.astype(np.float64) for f in (before, after)]
+    change = np.abs(work[1] - work[0]).mean()
+    pan = np.abs(np.roll(work[0], -1, axis=1) - work[0]).mean()
+    return float(change / pan) if pan > 0 else (0.0 if change == 0 else float("inf"))
 
-    A pair of identical frames is 0; a constant frame followed by another picture is inf.
-    """
+
+def pair_changes(frames: np.ndarray) -> np.ndarray:
+    """rho_t of every consecutive pair (F - 1,) of uint8 or float (F, H, W, 3) frames (`pair_change`)."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[0] < 2:
         raise ValueError(f"frames must be (F >= 2, H, W, C), got shape {frames.shape}")
-    work = frames.astype(np.int16) if frames.dtype == np.uint8 else frames.astype(np.float64)
-    changes = np.empty(frames.shape[0] - 1)
-    for t in range(frames.shape[0] - 1):
-        change = np.abs(work[t + 1] - work[t]).mean()
-        pan = np.abs(np.roll(work[t], -1, axis=1) - work[t]).mean()
-        changes[t] = change / pan if pan > 0 else (0.0 if change == 0 else np.inf)
-    return changes
+    return np.array([pair_change(frames[t], frames[t + 1]) for t in range(frames.shape[0] - 1)])
 
 
 def detect_repeats(frames: np.ndarray, threshold: float = REPEAT_MAX_CHANGE) -> RepeatInfo:
     """Runs of repeated frames: frame t+1 repeats frame t when rho_t <= `threshold`."""
-    changes = pair_changes(frames)
-    count = int(np.asarray(frames).shape[0])
+    return repeats_of_changes(pair_changes(frames), threshold)
+
+
+def repeats_of_changes(changes, threshold: float = REPEAT_MAX_CHANGE) -> RepeatInfo:
+    """`detect_repeats` from the pair changes rho_t of a video of len(changes) + 1 frames (as a
+    stream measures them, `data.protocol`)."""
+    changes = np.asarray(changes, dtype=np.float64)
+    count = len(changes) + 1
     still = not bool((changes > threshold).any())
     if still:
         kept = tuple(range(count))

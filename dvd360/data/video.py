@@ -1,7 +1,11 @@
 """Video files in and out: mp4/gif/folders of frames read as uint8 RGB, H.264 mp4 written.
 
 Frames are numpy uint8 arrays (F, H, W, 3), RGB. Reading and writing go through PyAV
-(FFmpeg's libraries; its wheels ship libx264). Two kinds of mp4 are written, both with
+(FFmpeg's libraries; its wheels ship libx264). Every reader goes through `stream_frames`: one
+frame decoded at a time, converted to RGB only when asked (`StreamedFrame.rgb`), so memory
+does not grow with the video's length; a header whose frame is over `MAX_FRAME_PIXELS`, or a
+bitstream that goes on past its bound (`frame_limit`), is a `VideoError` before anything
+grows. Two kinds of mp4 are written, both with
 `+faststart` (the index first) and bytes that depend only on the frames, fps and encoder
 settings (single-threaded x264, FFmpeg's bit-exact mode: no library version strings, no
 creation times; see `_mbtree_option` for the one setting that depends on the width):
@@ -16,10 +20,11 @@ creation times; see `_mbtree_option` for the one setting that depends on the wid
 
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import av
 import numpy as np
@@ -30,6 +35,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 VIDEO_SUFFIXES = (".mp4", ".gif", ".webm", ".mkv", ".mov", ".avi")  # containers PyAV opens
 DEFAULT_CRF = 18
 FRAMES_KEY = "frames"  # the array of an .npz of frames
+MAX_FRAME_PIXELS = 12_288 * 6_144  # a 12K ERP frame (75.5 Mpx; rgb24 226 MB): larger headers are refused
+MAX_STREAM_FRAMES = 100_000  # frames decoded at most when the header gives no count (55 min at 30 fps)
 
 
 class VideoError(Exception):
@@ -99,6 +106,9 @@ def probe_video(path: str | Path, verify: bool = False) -> VideoInfo:
             try:
                 for packet in container.demux(stream):
                     complete += bool(packet.size) and not packet.is_corrupt
+                    if complete > frame_limit(declared):
+                        raise VideoError(path, f"holds more than {frame_limit(declared)} frames (the header lists "
+                                               f"{declared or 'none'}): a bitstream that does not end is refused")
             except av.error.FFmpegError as error:
                 raise VideoError(path, f"unreadable video data ({error})") from error
             if declared and complete < declared:
@@ -113,90 +123,154 @@ def probe_video(path: str | Path, verify: bool = False) -> VideoInfo:
         container.close()
 
 
+def _check_frame_size(path: Path, height: int, width: int) -> None:
+    if height * width > MAX_FRAME_PIXELS:
+        raise VideoError(path, f"frame size {width}x{height} in the header is over the limit of "
+                               f"{MAX_FRAME_PIXELS / 1e6:.1f} Mpx (12288x6144); refused before decoding")
+
+
+def frame_limit(declared: int) -> int:
+    """Frames a stream may decode before it is refused as never-ending: 2 x the header's count + 16
+    (a count slightly off, as variable frame rate gives, passes), `MAX_STREAM_FRAMES` without one."""
+    return 2 * declared + 16 if declared else MAX_STREAM_FRAMES
+
+
+@dataclass(frozen=True)
+class StreamedFrame:
+    """One frame of a stream: its index in the video and `rgb()`, its uint8 (H, W, 3) RGB pixels
+    (converted on the call: a frame never asked for is only decoded)."""
+
+    index: int
+    rgb: Callable[[], np.ndarray]
+
+
+def stream_frames(path: str | Path) -> tuple[VideoInfo, Iterator[StreamedFrame]]:
+    """(what the header says, the frames one at a time) of a video file, a folder of PNG/JPG frames
+    or an `.npz` of frames (uint8 array `frames`, as the generate stage writes beside its mp4s).
+
+    The header's frame count is 0 when it gives none. The iterator raises `VideoError` naming the
+    file when the data is corrupt, when it ends before the header's count (truncated), when it
+    goes past `frame_limit` (never-ending), or when a folder's image is unreadable or of another
+    size than the first. Close the iterator (`contextlib.closing`) when stopping early.
+    """
+    path = Path(path)
+    if path.is_dir():
+        files = _frame_files(path)
+        info = probe_video(path)
+        _check_frame_size(path, info.height, info.width)
+        return info, (StreamedFrame(i, _image_loader(file, info)) for i, file in enumerate(files))
+    if path.suffix.lower() == ".npz":
+        array = _npz_frames(path)
+        info = VideoInfo(frames=len(array), height=array.shape[1], width=array.shape[2], fps=0.0)
+        return info, (StreamedFrame(i, lambda i=i: array[i]) for i in range(len(array)))
+    container = _open(path)
+    stream = container.streams.video[0]
+    try:
+        height, width = stream.codec_context.height, stream.codec_context.width
+        _check_frame_size(path, height, width)
+    except VideoError:
+        container.close()
+        raise
+    rate = stream.average_rate or stream.guessed_rate
+    info = VideoInfo(frames=stream.frames, height=height, width=width, fps=float(rate) if rate else 0.0)
+    return info, _decoded(path, container, stream, info.frames)
+
+
+def _decoded(path: Path, container, stream, declared: int) -> Iterator[StreamedFrame]:
+    stream.thread_type = "AUTO"  # frame and slice threads: the same frames, decoded sooner
+    limit, count = frame_limit(declared), 0
+    try:
+        try:
+            for frame in container.decode(stream):
+                if count >= limit:
+                    raise VideoError(path, f"decodes more than {limit} frames (the header lists "
+                                           f"{declared or 'none'}): a bitstream that does not end is refused")
+                _check_frame_size(path, frame.height, frame.width)
+                yield StreamedFrame(count, lambda frame=frame: frame.to_ndarray(format="rgb24"))
+                count += 1
+        except av.error.FFmpegError as error:
+            raise VideoError(path, f"truncated or corrupt after {count} frames ({error})") from error
+        if declared and count < declared:
+            raise VideoError(path, f"truncated: header lists {declared} frames, decoded {count}")
+        if count == 0:
+            raise VideoError(path, "holds zero frames")
+    finally:
+        container.close()
+
+
+def _image_loader(file: Path, info: VideoInfo) -> Callable[[], np.ndarray]:
+    def load() -> np.ndarray:
+        from PIL import Image
+
+        try:
+            with Image.open(file) as image:
+                frame = np.asarray(image.convert("RGB"))
+        except (OSError, ValueError, Image.DecompressionBombError) as error:
+            raise VideoError(file, f"unreadable image ({error})") from error
+        if frame.shape[:2] != (info.height, info.width):
+            raise VideoError(file, f"frame of {frame.shape[1]}x{frame.shape[0]}, the folder's first frame is "
+                                   f"{info.width}x{info.height}")
+        return frame
+    return load
+
+
 def read_frames(path: str | Path, indices: Sequence[int] | None = None) -> np.ndarray:
-    """Decode a video (mp4, gif, ...), a folder of PNG/JPG frames or an `.npz` of frames (uint8
-    array `frames`, as the generate stage writes beside its mp4s) to uint8 (F, H, W, 3) RGB.
+    """Decode a video (mp4, gif, ...), a folder of PNG/JPG frames or an `.npz` of frames to uint8
+    (F, H, W, 3) RGB at its own size (`stream_frames`; for scoring, `data.protocol.read_video`).
 
     `indices` (increasing or not, repeats allowed) selects frames; decoding stops after the
     largest one. Raises `VideoError` naming the file when it is unreadable, truncated (the
     decoder fails or fewer frames than the header lists arrive) or has no frames.
     """
     path = Path(path)
-    wanted = None if indices is None else sorted(set(int(i) for i in indices))
-    if path.is_dir():
-        frames, count = _read_folder(path, wanted)
-    elif path.suffix.lower() == ".npz":
-        frames, count = _read_npz(path, wanted)
-    else:
-        frames, count = _read_video(path, wanted)
+    wanted = None if indices is None else set(int(i) for i in indices)
+    last = None if wanted is None else max(wanted, default=-1)
+    frames: dict[int, np.ndarray] = {}
+    count = 0
+    _, stream = stream_frames(path)
+    with closing(stream):
+        for frame in stream:
+            if last is not None and frame.index > last:
+                break
+            count = frame.index + 1
+            if wanted is None or frame.index in wanted:
+                frames[frame.index] = frame.rgb()
     if count == 0:
         raise VideoError(path, "holds zero frames")
     if wanted is None:
         return np.stack([frames[i] for i in range(count)])
-    missing = [i for i in wanted if i not in frames]
+    missing = sorted(i for i in wanted if i not in frames)
     if missing:
         raise VideoError(path, f"has {count} frames; frame {missing[0]} was asked for")
     return np.stack([frames[int(i)] for i in indices])
 
 
 def check_video(path: str | Path) -> VideoInfo:
-    """`probe_video(verify=True)`, then decode every frame (without keeping it): raises
-    `VideoError` naming the file for what the header cannot show (zeroed or damaged data,
+    """`probe_video(verify=True)`, then decode every frame (without converting or keeping it):
+    raises `VideoError` naming the file for what the header cannot show (zeroed or damaged data,
     fewer decodable frames than listed; in a folder, the first image that is unreadable or of
     another size). Costs one decode of the video.
     """
     path = Path(path)
     info = probe_video(path, verify=True)
-    if path.is_dir():
-        from PIL import Image
-
-        for file in _frame_files(path):
-            try:
-                with Image.open(file) as image:
-                    image.load()
-                    size = image.size
-            except (OSError, ValueError, Image.DecompressionBombError) as error:
-                raise VideoError(file, f"unreadable image ({error})") from error
-            if size != (info.width, info.height):
-                raise VideoError(file, f"frame of {size[0]}x{size[1]}, the folder's first frame is "
-                                       f"{info.width}x{info.height}")
-        return info
-    container = _open(path)
     decoded = 0
-    try:
-        for _ in container.decode(container.streams.video[0]):
-            decoded += 1
-    except av.error.FFmpegError as error:
-        raise VideoError(path, f"corrupt: decoding fails after {decoded} of {info.frames} frames ({error})") from error
-    finally:
-        container.close()
-    if decoded < info.frames:
-        raise VideoError(path, f"corrupt: header lists {info.frames} frames, {decoded} decode")
+    _, stream = stream_frames(path)
+    with closing(stream):
+        try:
+            for frame in stream:
+                if path.is_dir():
+                    frame.rgb()
+                decoded += 1
+        except VideoError as error:
+            if not isinstance(error.__cause__, av.error.FFmpegError):
+                raise
+            raise VideoError(path, f"corrupt: decoding fails after {decoded} of {info.frames} frames "
+                                   f"({error.__cause__})") from error.__cause__
     return info
 
 
-def _read_folder(folder: Path, wanted: list[int] | None) -> tuple[dict[int, np.ndarray], int]:
-    from PIL import Image
-
-    files = _frame_files(folder)
-    keep = None if wanted is None else set(wanted)
-    frames = {}
-    for i, file in enumerate(files):
-        if keep is not None and i not in keep:
-            continue
-        try:
-            with Image.open(file) as image:
-                frames[i] = np.asarray(image.convert("RGB"))
-        except OSError as error:
-            raise VideoError(file, f"unreadable image ({error})") from error
-    sizes = {frame.shape for frame in frames.values()}
-    if len(sizes) > 1:
-        raise VideoError(folder, f"frames differ in size: {sorted(sizes)}")
-    return frames, len(files)
-
-
-def _read_npz(path: Path, wanted: list[int] | None) -> tuple[dict[int, np.ndarray], int]:
-    """The wanted frames of the uint8 (F, H, W, 3) array `frames` of an npz, and F."""
+def _npz_frames(path: Path) -> np.ndarray:
+    """The uint8 (F, H, W, 3) array `frames` of an npz."""
     import zipfile
 
     if not path.exists():
@@ -210,34 +284,9 @@ def _read_npz(path: Path, wanted: list[int] | None) -> tuple[dict[int, np.ndarra
         raise VideoError(path, f"unreadable npz ({error})") from error
     if array.ndim != 4 or array.shape[-1] != 3 or array.dtype != np.uint8:
         raise VideoError(path, f"'{FRAMES_KEY}' must be uint8 (F, H, W, 3), got {array.dtype} {array.shape}")
-    keep = range(len(array)) if wanted is None else [i for i in wanted if i < len(array)]
-    return {i: array[i] for i in keep}, len(array)
-
-
-def _read_video(path: Path, wanted: list[int] | None) -> tuple[dict[int, np.ndarray], int]:
-    """The wanted decoded frames by index, and how many frames were decoded."""
-    container = _open(path)
-    last = None if wanted is None else wanted[-1]
-    keep = None if wanted is None else set(wanted)
-    frames: dict[int, np.ndarray] = {}
-    try:
-        stream = container.streams.video[0]
-        declared = stream.frames
-        count = 0
-        try:
-            for frame in container.decode(stream):
-                if keep is None or count in keep:
-                    frames[count] = frame.to_ndarray(format="rgb24")
-                count += 1
-                if last is not None and count > last:
-                    return frames, count
-        except av.error.FFmpegError as error:
-            raise VideoError(path, f"truncated or corrupt after {count} frames ({error})") from error
-        if declared and count < declared:
-            raise VideoError(path, f"truncated: header lists {declared} frames, decoded {count}")
-        return frames, count
-    finally:
-        container.close()
+    if len(array) == 0:
+        raise VideoError(path, "holds zero frames")
+    return array
 
 
 def _to_frames(path: Path, frames: Iterable[np.ndarray] | np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from dvd360.geometry.erp import lonlat_to_pixel, xyz_to_lonlat
+from dvd360.geometry.erp import lonlat_to_pixel, pixel_directions, xyz_to_lonlat
 from dvd360.geometry.rotation import rotation_matrix
 
 
@@ -118,6 +118,16 @@ def erp_to_perspective(
     """
     rays = perspective_rays(lon_deg, lat_deg, fov_deg, size, device=erp.device)
     return _sample(erp, rays)
+
+
+def rotate_erp(erp: torch.Tensor, yaw: float = 0.0, pitch: float = 0.0, roll: float = 0.0) -> torch.Tensor:
+    """ERP images (..., C, H, W) of the sphere seen by a camera turned by
+    ``R = rotation_matrix(yaw, pitch, roll)``: output pixel direction d shows the input at R d (same
+    sampling as ``erp_to_perspective``). yaw alone is a longitude roll by -yaw; pitch 90 puts the
+    north pole at (lon 0, lat 0)."""
+    h, w = erp.shape[-2:]
+    R = rotation_matrix(yaw, pitch, roll, device=erp.device, dtype=torch.float64)
+    return _sample(erp, pixel_directions(h, w, device=erp.device, dtype=torch.float64) @ R.T)
 
 
 def horizontal_views(

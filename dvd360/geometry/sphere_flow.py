@@ -43,7 +43,12 @@ def endpoint_angle_deg(flow_a, flow_b) -> torch.Tensor:
     a, b = _as_flow(flow_a), _as_flow(flow_b)
     if a.shape != b.shape:
         raise ValueError(f"flow shapes differ: {tuple(a.shape)} vs {tuple(b.shape)}")
-    ea, eb = flow_endpoints(a), flow_endpoints(b)
+    return angle_between_deg(flow_endpoints(a), flow_endpoints(b))
+
+
+def angle_between_deg(ea: torch.Tensor, eb: torch.Tensor) -> torch.Tensor:
+    """atan2(|e_a x e_b|, e_a . e_b) in degrees between unit directions (..., 3) (``endpoint_angle_deg``
+    on end points already computed, e.g. one reference's against several flows)."""
     cross = torch.linalg.vector_norm(torch.cross(ea, eb, dim=-1), dim=-1)
     dot = (ea * eb).sum(-1)
     return torch.rad2deg(torch.atan2(cross, dot))

@@ -104,8 +104,8 @@ def _shared_memory_has_room() -> bool:
 def shared(array: np.ndarray) -> torch.Tensor | np.ndarray:
     """`array` as a CPU tensor (no copy), which a `cpu_executor` worker returns through shared
     memory (torch.multiprocessing's pickling, as DataLoader workers do) instead of the result
-    pipe: measured on 2 cores, a video's frames and two flows (160 MB at 16x512x1024) take
-    0.80 s through the pipe, 0.21 s this way. Where /dev/shm is small (containers default to
+    pipe, several times faster for a video's frames and two flows (160 MB at 16x512x1024;
+    figures in docs/performance.md). Where /dev/shm is small (containers default to
     64 MB) the array itself is returned. Callers read either with np.asarray or torch.as_tensor."""
     return torch.from_numpy(np.ascontiguousarray(array)) if _shared_memory_has_room() else array
 

@@ -14,8 +14,11 @@ Pixel rows are weighted by w_i = cos(lat_i), so every part of the sphere counts 
   t = `tangent_components` (local east/north arc, radians), sums over frames and pixels; so a
   video that follows the reference's motion pattern at another speed is not punished for the
   speed. s* is reported as ``flow_scale`` (1: same speed; 0.5: the reference moves half as
-  fast). Absent (NaN) when the estimate does not move at all. s* >= 0: moving against the
-  reference is never rescued by a negative factor. Its degrees are those of the reference's
+  fast). s* >= 0: moving against the reference is never rescued by a negative factor. Absent
+  (NaN), with its reason (`absent_reasons`), when s* is undefined (the estimate does not move at
+  all) or 0 (the estimate opposes or ignores the reference: the EPE of a zero flow would be the
+  reference's own magnitude, the same figure for every video scored against that reference);
+  direction agreement then carries the verdict. Its degrees are those of the reference's
   speed: fair across videos scored against one reference (the benchmark's use), not across
   references of different speeds (e.g. flow_vis videos decoded without their scale, each in
   units of its own largest displacement), where direction agreement is the fair figure.
@@ -28,10 +31,10 @@ Pixel rows are weighted by w_i = cos(lat_i), so every part of the sphere counts 
 A reference whose speed is unknown (a flow_vis video decoded without its normalisation: each
 frame in units of its own largest displacement) is first brought to the video's speed frame by
 frame, k*_t = max(0, sum_{p in t} w t_est.t_ref / sum_{p in t} w |t_ref|^2) (their mean is
-reported as ``flow_reference_scale``: estimated pixels per reference unit), and only the figures that
-do not depend on its speed are reported (`SCALE_FREE`; `flow_agreement_unknown_speed`): the
-degrees of ``flow_epe_deg_scaled`` are then the video's own, and the moving-pixel threshold of
-direction agreement applies to the video's speed.
+reported as ``flow_reference_scale``: estimated pixels per reference unit), and only the figures
+that do not depend on its speed are reported (``flow_epe_deg_scaled``, ``flow_direction_agreement``;
+`flow_agreement_unknown_speed`): the degrees of ``flow_epe_deg_scaled`` are then the video's own,
+and the moving-pixel threshold of direction agreement applies to the video's speed.
 
 `estimator_error` (the estimator's own error on exact ground truth) is computed once per
 (estimator, settings, size, code, library versions) and cached on disk as JSON under
@@ -52,11 +55,13 @@ import torch
 from dvd360.atomic import write_json
 from dvd360.fingerprint import fingerprint
 from dvd360.geometry.erp import pixel_row_weights
-from dvd360.geometry.sphere_flow import direction_cosine, endpoint_angle_deg, tangent_components
+from dvd360.geometry.sphere_flow import angle_between_deg, direction_cosine, flow_endpoints, tangent_components
 
 MIN_MOTION_PX = 0.25
-SCALE_FREE = ("flow_epe_deg_scaled", "flow_direction_agreement")
 FLOW_FACTORS = ("flow_scale", "flow_reference_scale")  # per-video factors, recorded beside the metrics
+ZERO_SCALE = ("flow_scale 0: the estimate opposes or ignores the reference (least-squares speed factor "
+              "s* = 0); flow_direction_agreement carries the verdict")
+STILL_ESTIMATE = "flow_scale undefined: the estimated flow does not move"
 CACHE_ENV = "DVD360_CACHE_DIR"
 
 
@@ -96,15 +101,16 @@ def _scale(est: torch.Tensor, ref: torch.Tensor) -> float:
     return max(0.0, float((weights * (t_est * t_ref).sum(-1)).sum()) / denominator)
 
 
-def _epe(est: torch.Tensor, ref: torch.Tensor) -> float:
-    return _weighted_mean(endpoint_angle_deg(est, ref))
+def _epe(est: torch.Tensor, ref: torch.Tensor, ref_ends: torch.Tensor | None = None) -> float:
+    """`endpoint_angle_deg` of the two flows, weighted; `ref_ends`: the reference's end points, when known."""
+    return _weighted_mean(angle_between_deg(flow_endpoints(est), flow_endpoints(ref) if ref_ends is None else ref_ends))
 
 
-def _epe_scaled(est: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
+def _epe_scaled(est: torch.Tensor, ref: torch.Tensor, ref_ends: torch.Tensor | None = None) -> tuple[float, float]:
     scale = _scale(est, ref)
-    if not math.isfinite(scale):
-        return float("nan"), float("nan")
-    return _weighted_mean(endpoint_angle_deg(est * scale, ref)), scale
+    if not math.isfinite(scale) or scale == 0:
+        return float("nan"), scale
+    return _epe(est * scale, ref, ref_ends), scale
 
 
 def _direction(est: torch.Tensor, ref: torch.Tensor, min_motion_px: float) -> float:
@@ -113,10 +119,13 @@ def _direction(est: torch.Tensor, ref: torch.Tensor, min_motion_px: float) -> fl
     return _weighted_mean(cosine, moving.double())
 
 
-def _agreement(est: torch.Tensor, ref: torch.Tensor) -> dict[str, float]:
-    scaled, scale = _epe_scaled(est, ref)
-    return {"flow_epe_deg": _epe(est, ref), "flow_epe_deg_scaled": scaled,
-            "flow_direction_agreement": _direction(est, ref, MIN_MOTION_PX), "flow_scale": scale}
+def _agreement(est: torch.Tensor, ref: torch.Tensor, speed_known: bool = True) -> dict[str, float]:
+    """Every figure (without ``flow_epe_deg`` unless `speed_known`) and ``flow_scale``."""
+    ends = flow_endpoints(ref)
+    scaled, scale = _epe_scaled(est, ref, ends)
+    figures = {"flow_epe_deg_scaled": scaled, "flow_direction_agreement": _direction(est, ref, MIN_MOTION_PX),
+               "flow_scale": scale}
+    return {"flow_epe_deg": _epe(est, ref, ends), **figures} if speed_known else figures
 
 
 def flow_epe_deg(estimated, reference, device: str | torch.device | None = None) -> float:
@@ -125,8 +134,19 @@ def flow_epe_deg(estimated, reference, device: str | torch.device | None = None)
 
 
 def flow_epe_deg_scaled(estimated, reference, device: str | torch.device | None = None) -> tuple[float, float]:
-    """(EPE in degrees after the least-squares scale s*, s*) (module doc); (NaN, NaN) for a still estimate."""
+    """(EPE in degrees after the least-squares scale s*, s*) (module doc); (NaN, NaN) for a still
+    estimate, (NaN, 0) when s* = 0."""
     return _epe_scaled(*_check(estimated, reference, device))
+
+
+def absent_reasons(figures: dict[str, float]) -> dict[str, str]:
+    """{metric name: why it is absent} for the flow figures of one video (`flow_agreement`'s output)."""
+    scale = figures.get("flow_scale")
+    if scale is None or "flow_epe_deg_scaled" not in figures:
+        return {}
+    if scale == 0:
+        return {"flow_epe_deg_scaled": ZERO_SCALE}
+    return {"flow_epe_deg_scaled": STILL_ESTIMATE} if not math.isfinite(scale) else {}
 
 
 def flow_direction_agreement(estimated, reference, min_motion_px: float = MIN_MOTION_PX,
@@ -142,15 +162,15 @@ def flow_agreement(estimated, reference, device: str | torch.device | None = Non
 
 
 def flow_agreement_unknown_speed(estimated, reference, device: str | torch.device | None = None) -> dict[str, float]:
-    """The `SCALE_FREE` figures (and ``flow_scale``) against a reference known only up to a
+    """The scale-free figures (and ``flow_scale``) against a reference known only up to a
     scale per frame, each frame first brought to the video's speed by k*_t (module doc)."""
     est, ref = _check(estimated, reference, device)
     scales = np.array([_scale(ref[t:t + 1], est[t:t + 1]) for t in range(len(ref))])
     usable = np.isfinite(scales) & (scales > 0)  # a still or opposed frame keeps its units
     factors = torch.as_tensor(np.where(usable, scales, 1.0), dtype=torch.float32, device=ref.device)
     ref = (ref.float() * factors[:, None, None, None]).double()  # float32 product, as the flows are stored
-    scores = {name: value for name, value in _agreement(est, ref).items() if name in SCALE_FREE or name == "flow_scale"}
-    return {**scores, "flow_reference_scale": float(scales[usable].mean()) if usable.any() else float("nan")}
+    reference_scale = float(scales[usable].mean()) if usable.any() else float("nan")
+    return {**_agreement(est, ref, speed_known=False), "flow_reference_scale": reference_scale}
 
 
 def _texture(directions: torch.Tensor, seed: int, waves: int = 24) -> torch.Tensor:

@@ -11,8 +11,9 @@ scorer settings are unchanged, so an interrupted stage resumes where it stopped.
 every method are scored in one batched stream (`VideoScorer.score_sharded`), data-parallel
 under torchrun. The frames scored are the `.npz` beside each mp4 when present (the generate
 stage's exact frames: the yuv420p mp4 is the browser copy for the study and MLflow, and its
-codec would add a seam); repeated frames are dropped unless `keep_repeats`, and every record
-says what was detected and dropped (`detections`, `data.detections`).
+codec would add a seam), read by the scoring protocol (`data.protocol`: repeated frames dropped
+unless `keep_repeats`, then the frames it selects at its working size); every record says what
+was detected, dropped and selected (`detections`, `data.detections`).
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ from typing import Any, Literal, Mapping
 from pydantic import Field
 
 from dvd360.config import repo_relative, repo_root
-from dvd360.data.detections import detect_input
 from dvd360.data.reference_split import SPLITS
-from dvd360.data.video import read_frames
+from dvd360.data.protocol import ScoringProtocol, read_video
 from dvd360.data.flow_estimation import DEFAULT_METHOD
 from dvd360.fingerprint import code_sha256, content_sha256
+from dvd360.metrics.flow_agreement import FLOW_FACTORS
 from dvd360.metrics.registry import METRIC_NAMES
 from dvd360.metrics.scorers import Scorers, ScoringSettings
 from dvd360.params_schema import StrictModel
@@ -63,12 +64,13 @@ class ScoreSettings(ScoringSettings):
 
 def record_settings(scorers: Scorers, settings: ScoreSettings) -> dict[str, Any]:
     """What a score record is reused under (with its video's and generation record's SHA-256): the
-    CLIP, quality and flow settings, the prepared index, the models' content and the scoring code
+    CLIP, quality and flow settings, the scoring protocol, the prepared index, the models' content and the scoring code
     (this module's import closure, `dvd360.fingerprint.code_sha256`)."""
     clip, quality = scorers.video.clip, scorers.video.quality
     return {"clip": clip.name, "clip_device": clip.device.type, "clip_precision": clip.precision,
             "clip_batch_size": clip.batch_size, "flow_method": settings.flow_method,
             "flow_options": settings.flow_options or {}, "keep_repeats": settings.keep_repeats,
+            "protocol": settings.protocol.model_dump(),
             "prepared_index_sha256": sha256_of(Path(settings.prepared) / "index.json"),
             "clip_weights_sha256": content_sha256(settings.clip),
             "quality": quality.content_key() if quality is not None else None,
@@ -135,13 +137,13 @@ class GenerationJob:
 
 
 def load_generation(job: GenerationJob, clips: Mapping[str, Any], flow_method: str,
-                    keep_repeats: bool = False) -> VideoInput:
-    """A generation's frames (repeated frames dropped unless `keep_repeats`), prompt, reference
-    flow and input detections (run ahead, in a worker)."""
-    decoded = read_frames(job.frames_path)
-    frames, kept, detections = detect_input(decoded, keep_repeats)
-    reference, _ = reference_for(job.record, clips, decoded.shape[0], flow_method, kept)
-    return VideoInput(frames, job.record.get("prompt"), reference, detections)
+                    keep_repeats: bool = False, protocol: ScoringProtocol = ScoringProtocol()) -> VideoInput:
+    """A generation's frames as `protocol` reads them (repeated frames dropped unless
+    `keep_repeats`), prompt, reference flow and input detections (run ahead, in a worker)."""
+    scored = read_video(job.frames_path, protocol, keep_repeats)
+    count = scored.detections["size"]["frames"] or scored.indices[-1] + 1
+    reference, _ = reference_for(job.record, clips, count, flow_method, scored.indices)
+    return VideoInput(scored.frames, job.record.get("prompt"), reference, scored.detections)
 
 
 def generation_videos(folder: Path) -> list[Path]:
@@ -184,7 +186,8 @@ def score_generations(scorers: Scorers, folders: Mapping[str, Path], clips: Mapp
             else:
                 to_score.append(job)
     scored = scorers.run(to_score, partial(load_generation, clips=clips, flow_method=scorer.flow_method or DEFAULT_METHOD,
-                                           keep_repeats=scorers.settings.keep_repeats), set_paths)
+                                           keep_repeats=scorers.settings.keep_repeats,
+                                           protocol=scorers.settings.protocol), set_paths)
     if scored is None:
         return None
     for old in kept.values():
@@ -205,7 +208,8 @@ def _record(job: GenerationJob, shape: tuple[int, int, int], result: dict, clips
             "prompt": record.get("prompt"), "prompt_id": record.get("prompt_id", job.video.stem.rsplit("-s", 1)[0]),
             "seed": record.get("seed"), "frames": shape[0], "height": shape[1], "width": shape[2],
             "reference_flow": reference_note(record, clips, shape[0]),
-            "prompt_truncated": result["prompt_truncated"], "settings": dict(settings), "metrics": result["metrics"]}
+            "prompt_truncated": result["prompt_truncated"], "settings": dict(settings), "metrics": result["metrics"],
+            "absent": result["absent"], **{factor: result[factor] for factor in FLOW_FACTORS if factor in result}}
 
 
 def summarize_records(records: list[Mapping], seed: int = 0, n_resamples: int = 10_000) -> dict[str, dict]:

@@ -4,7 +4,8 @@
 - tiny profile: every clip of the synthetic dataset (split "all").
 - any folder of real panoramas (`dvd360-eval score --reference DIR`): every video in it.
 Frames read per reference video: `frames` frames at `stride` from frame 0 (fewer when the
-clip is shorter), the same sampling as the generated videos' conditions.
+clip is shorter), the same sampling as the generated videos' conditions, at the scoring
+protocol's working size (`reference_protocol`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from dvd360.data.protocol import ScoringProtocol
 from dvd360.data.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, probe_video
 
 
@@ -37,7 +39,12 @@ def frame_indices(path: str | Path, frames: int | None, stride: int) -> list[int
     return list(range(0, count, stride))[:frames]
 
 
-def reference_features(extractor, paths: list[Path], frames: int | None = None, stride: int = 1) -> list[dict]:
-    """Per-video feature dicts of the reference videos (`SetFeatureExtractor`, cached)."""
-    return [extractor.features_of_file(path, frame_indices(path, frames, stride))
-            for path in tqdm(paths, desc="reference features", leave=False)]
+def reference_protocol(frames: int | None, stride: int, protocol: ScoringProtocol = ScoringProtocol()) -> ScoringProtocol:
+    """How reference videos are read: `frames` frames at `stride` from frame 0 (None: every frame),
+    at the working size of the scoring `protocol`, every frame kept (`data.protocol`)."""
+    return ScoringProtocol(frames=frames, sample=f"stride:{stride}", size=protocol.size)
+
+
+def reference_features(extractor, paths: list[Path], protocol: ScoringProtocol) -> list[dict]:
+    """Per-video feature dicts of the reference videos read by `protocol` (`SetFeatureExtractor`, cached)."""
+    return [extractor.features_of_file(path, protocol) for path in tqdm(paths, desc="reference features", leave=False)]

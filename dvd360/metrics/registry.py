@@ -93,6 +93,9 @@ _QUALITY = "dvd360.metrics.quality:QualityScorer"
 _FRECHET = "dvd360.metrics.set_metrics:frechet_set_metric"
 _FRECHET_FACES = "dvd360.metrics.set_metrics:cubemap_frechet_set_metric"
 _KID = "dvd360.metrics.set_metrics:kid_set_metric"
+_OMNIFID = "dvd360.metrics.set_metrics:omnifid_set_metric"
+_SPHERE = ("14 FoV-90 views per frame at the 6 cube-face centres and 8 cube corners (poles included; every "
+           "direction within 36.2 deg of a view centre)")
 _CLIP_NEEDS = ("frames", "prompt", "clip")
 _OURS_SEAM_RATIO = "ours; no peer reports a seam ratio"
 _OURS_VIEWS = "ours (4 horizontal FoV-90 views); peers report it on the ERP or on centre crops"
@@ -129,7 +132,8 @@ SPECS: tuple[MetricSpec, ...] = (
                ("frames", "reference_flow"), _FLOW,
                comparable="PanFlow's flow EPE is in pixels, unweighted and not wrap-aware: not comparable"),
     MetricSpec("flow_epe_deg_scaled", "lower", "as flow_epe_deg after the least-squares speed factor s >= 0 of "
-               "the estimate (per video: flow_scale)", "video", ("frames", "reference_flow"), _FLOW_SCALED),
+               "the estimate (per video: flow_scale; absent, with the reason, when s = 0)", "video",
+               ("frames", "reference_flow"), _FLOW_SCALED),
     MetricSpec("flow_direction_agreement", "higher", "cos-latitude weighted mean direction cosine, -1..1", "video",
                ("frames", "reference_flow"), _FLOW),
     MetricSpec("imaging_quality_views", "higher", "MUSIQ-SPAQ / 100 on 4 horizontal views per frame, 0..1 "
@@ -161,6 +165,25 @@ SPECS: tuple[MetricSpec, ...] = (
     MetricSpec("kid_views", "lower", "KID (poly kernel MMD^2) of 2048-d Inception pool3, 4 horizontal views per "
                "frame", "distribution", ("set_features",), _KID, kind="set", features="inception_views",
                comparable="torchmetrics / torch-fidelity KID on the same views; trust it over FID for small sets"),
+    MetricSpec("fid_sphere", "lower", f"Frechet distance of 2048-d Inception pool3, {_SPHERE}", "distribution",
+               ("set_features",), _FRECHET, kind="set", features="inception_sphere",
+               comparable="like PanFusion's crop_FID (FoV-90 views at directions uniform on the sphere, poles "
+                          "included) but on video frames, at 14 fixed directions instead of 20 random ones: not "
+                          "numerically comparable"),
+    MetricSpec("kid_sphere", "lower", f"KID (poly kernel MMD^2) of 2048-d Inception pool3, {_SPHERE}",
+               "distribution", ("set_features",), _KID, kind="set", features="inception_sphere",
+               comparable="torchmetrics / torch-fidelity KID on the fid_sphere views; trust it over FID for small "
+                          "sets"),
+    MetricSpec("fid_seam", "lower", "Frechet distance of 2048-d Inception pool3, 3 FoV-90 views per frame centred on "
+               "the seam (lon 180; lat 45, 0, -45)", "distribution", ("set_features",), _FRECHET, kind="set",
+               features="inception_seam",
+               comparable="like PanFusion's seam_FID (views centred on the seam, panorama images) on video frames "
+                          "at 3 fixed latitudes, against the reference's views at the same places"),
+    MetricSpec("omnifid", "lower", "(FD_U + FD_D + FD_F) / 3 of 2048-d Inception pool3 on every frame's cube faces "
+               "(FoV 90, 299x299; F: the 4 side faces pooled as samples)", "distribution", ("set_features",),
+               _OMNIFID, kind="set", features="inception_sphere",
+               comparable="OmniFID as defined in arXiv 2407.18207, per video frame; no official code (face size and "
+                          "orientation ours); not the third-party variants that average the side faces as pixels"),
 )
 
 METRICS: dict[str, MetricSpec] = {spec.name: spec for spec in SPECS}

@@ -20,6 +20,7 @@ from typing import Any, Callable, Literal, Sequence
 from pydantic import Field
 
 from dvd360.data.flow_estimation import DEFAULT_METHOD, METHODS
+from dvd360.data.protocol import ScoringProtocol
 from dvd360.distributed import world
 from dvd360.metrics.quality import QualityScorer
 from dvd360.metrics.scoring import Scored, VideoInput, VideoScorer
@@ -37,11 +38,12 @@ class ScorerSetupError(ValueError):
 
 
 class ScoringSettings(StrictModel):
-    """How videos are scored (both entry points). `features`: the `models` stage's features folder
-    (i3d, inception, musiq, aesthetic); `quality`: the quality metrics on (True), off (False) or
-    on when `features` holds their models (None)."""
+    """How videos are scored (both entry points). `clip`: a CLIP folder or open_clip spec (None: no
+    CLIP metrics); `features`: a features folder (i3d, inception, musiq, aesthetic: the `models`
+    stage's, or the model store's `dvd360.models.scoring_models`); `quality`: the quality metrics on
+    (True), off (False) or on when `features` holds their models (None)."""
 
-    clip: str = Field(min_length=1)                 # a CLIP folder or an open_clip spec ARCH/TAG
+    clip: str | None = Field(default=None, min_length=1)   # a CLIP folder or an open_clip spec ARCH/TAG
     features: str | None = None
     feature_cache: str | None = None
     device: Device = "auto"
@@ -51,6 +53,7 @@ class ScoringSettings(StrictModel):
     flow_method: Literal[METHODS] = DEFAULT_METHOD
     flow_options: dict[str, Any] | None = None
     keep_repeats: bool = False
+    protocol: ScoringProtocol = ScoringProtocol()   # which frames every metric scores, at what size
     quality: bool | None = None
     seed: int = 0
     set_bootstrap_resamples: int = Field(default=200, gt=0)
@@ -84,13 +87,13 @@ class Scorers:
                 raise ScorerSetupError("the set metrics need the features folder (I3D, Inception)")
             try:
                 sets = SetScorer(settings.features, settings.feature_cache, settings.device, seed=settings.seed,
-                                 n_resamples=settings.set_bootstrap_resamples)
+                                 n_resamples=settings.set_bootstrap_resamples, protocol=settings.protocol)
                 sets.use_reference(reference.paths, reference.frames, reference.stride, source=reference.source)
             except (OSError, ValueError) as error:
                 raise ScorerSetupError(f"reference set {reference.source}: {error}") from error
         try:
-            clip = load_clip(settings.clip, device=settings.device, precision=settings.precision,
-                             batch_size=settings.batch_size)
+            clip = None if settings.clip is None else load_clip(
+                settings.clip, device=settings.device, precision=settings.precision, batch_size=settings.batch_size)
         except (OSError, RuntimeError, ValueError) as error:
             raise ScorerSetupError(f"CLIP model {settings.clip}: {error}") from error
         quality = _quality_scorer(settings, clip, on_skip)
@@ -100,8 +103,8 @@ class Scorers:
     @property
     def random_weights(self) -> bool:
         """Whether any model of the run has random weights (then every output carries `note`)."""
-        quality = self.video.quality
-        return (self.video.clip.random_weights or (quality is not None and quality.random_weights)
+        quality, clip = self.video.quality, self.video.clip
+        return ((clip is not None and clip.random_weights) or (quality is not None and quality.random_weights)
                 or (self.sets is not None and self.sets.random_weights))
 
     def note(self, profile: str | None = None) -> str | None:
@@ -120,9 +123,25 @@ class Scorers:
         """The set metrics of `paths` against the reference ({} without a reference set)."""
         return self.sets.score(paths, desc=desc) if self.sets is not None else {}
 
+    def models(self) -> dict[str, dict]:
+        """Every model of the run by registry name and sha256 (never by path), keyed by kind: clip,
+        musiq, aesthetic, i3d, inception (those the run uses)."""
+        from dvd360.models.clip_model import clip_identity
+        from dvd360.models.feature_nets import feature_net_identity
+
+        models = {} if self.settings.clip is None else {"clip": clip_identity(self.settings.clip)}
+        if self.video.quality is not None:
+            models.update({kind: feature_net_identity(folder) for kind, folder in self.video.quality.dirs.items()})
+        if self.sets is not None:
+            models.update({kind: feature_net_identity(folder) for kind, folder in self.sets.extractor.dirs.items()})
+        return models
+
     def describe(self) -> dict[str, dict]:
-        """{"metrics_info": per-video metrics, "set_metrics_info": set metrics (with a reference set)}."""
-        info = {"metrics_info": self.video.describe()}
+        """{"models": `models()`, "metrics_info": per-video metrics, "set_metrics_info": set metrics
+        (with a reference set)}."""
+        info = {"models": self.models(), "metrics_info": self.video.describe()}
+        for entry in info["metrics_info"].values():  # every figure's frames and size (its model may resample them)
+            entry["protocol"] = self.settings.protocol.describe()
         if self.sets is not None:
             info["set_metrics_info"] = self.sets.describe()
         return info
@@ -132,13 +151,18 @@ def _quality_scorer(settings: ScoringSettings, clip, on_skip: Callable[[str], No
     """The quality scorer, or None when not wanted (or, by default, when its models are missing)."""
     if settings.quality is False:
         return None
+    if clip is None:  # the LAION head reads CLIP embeddings
+        if settings.quality:
+            raise ScorerSetupError("quality metrics: the aesthetic quality needs the CLIP model, which is missing")
+        on_skip("quality metrics skipped: no CLIP model (the aesthetic quality reads its embeddings)")
+        return None
     folders = [Path(settings.features or ".") / name for name in QUALITY_FOLDERS]
     missing = [str(folder) for folder in folders if settings.features is None or not folder.is_dir()]
     if missing:
         if settings.quality:
-            raise ScorerSetupError(f"quality metrics: {', '.join(missing)} missing; run `dvc repro models` "
-                                   "or give the features folder")
-        on_skip(f"quality metrics skipped: {', '.join(missing)} missing (run `dvc repro models`)")
+            raise ScorerSetupError(f"quality metrics: {', '.join(missing)} missing; give a features folder that "
+                                   "holds them, or score through the model store (`dvd360-eval models list`)")
+        on_skip(f"quality metrics skipped: {', '.join(missing)} missing")
         return None
     try:
         return QualityScorer(*folders, clip, settings.device)

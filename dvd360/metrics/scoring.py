@@ -32,7 +32,7 @@ from dvd360.metrics.clip_similarity import VIEW_FOV_DEG, VIEW_LONS, ClipImages, 
 from dvd360.device import device_label
 from dvd360.distributed import gather_ordered, init_distributed, shard
 from dvd360.metrics.engine import FeatureExtractor, cpu_executor, extract_many, prefetch, shared
-from dvd360.metrics.flow_agreement import (FLOW_FACTORS, MIN_MOTION_PX, estimator_error, flow_agreement,
+from dvd360.metrics.flow_agreement import (FLOW_FACTORS, MIN_MOTION_PX, absent_reasons, estimator_error, flow_agreement,
                                            flow_agreement_unknown_speed)
 from dvd360.metrics.frame_consistency import frame_consistency
 from dvd360.metrics.quality import QualityScorer
@@ -137,8 +137,9 @@ class VideoScorer:
 
     `flow_device`: where flow agreement (float64) runs; default the CLIP's device (CPU without
     CLIP). On CPU it runs in the worker processes beside the flow estimate; on a GPU the
-    workers send both flows back and the main process computes it there (13 s single-threaded
-    at 16x512x1024, a few ms on an H200), with the same figures within float64 rounding.
+    workers send both flows back and the main process computes it there (seconds on a CPU
+    thread against milliseconds on a GPU: docs/performance.md), with the same figures within
+    float64 rounding.
 
     `extractors`: more frame models (`metrics.engine.FeatureExtractor`) run in the same batched
     loop; their features come back per video under result["features"][name].
@@ -215,7 +216,8 @@ class VideoScorer:
 
     def score(self, frames: np.ndarray, prompt: str | None = None,
               reference_flow: np.ndarray | None = None) -> dict:
-        """{"metrics": {name: value}, "prompt_truncated": bool | None} for one video (F, H, W, 3)."""
+        """{"metrics": {name: value}, "absent": {name: why}, "prompt_truncated": bool | None} for one
+        video (F, H, W, 3)."""
         [scored] = self.score_stream([VideoInput(np.asarray(frames), prompt, reference_flow)])
         return scored.result
 
@@ -292,7 +294,8 @@ class VideoScorer:
                 self.estimator_error(*shape[1:])
             ordered = {name: float(metrics[name]) for name in METRIC_NAMES
                        if name in metrics and math.isfinite(metrics[name])}
-            result = {"metrics": ordered, "prompt_truncated": truncated, "detections": prepared.detections}
+            result = {"metrics": ordered, "absent": absent_reasons(metrics), "prompt_truncated": truncated,
+                      "detections": prepared.detections}
             for factor in FLOW_FACTORS:  # the speed factors behind flow_epe_deg_scaled (None: undefined)
                 if factor in metrics:
                     result[factor] = metrics[factor] if math.isfinite(metrics[factor]) else None
@@ -320,12 +323,12 @@ def align_reference_flow(flow: np.ndarray, frames: int, height: int, width: int)
 def stride_flow(flow: np.ndarray, indices: list[int]) -> np.ndarray:
     """Flow between the frames `indices` of a clip from its one-step flows (F, H, W, 2).
 
-    Between frames a < b: the sum of the one-step flows a .. b-1 at the same pixel, dx wrapped.
-    Exact for stride 1; for larger strides it neglects how the flow changes along the path
+    Between frames a < b: the sum of the one-step flows a .. b-1 at the same pixel, dx wrapped
+    (b = a + 1: flow a as it is). Exact for stride 1; for larger strides it neglects how the flow changes along the path
     (small for the slowly varying flows of camera motion). Last frame duplicated.
     """
     width = flow.shape[2]
-    steps = [wrap_dx_sum(flow[a:b], width) for a, b in zip(indices[:-1], indices[1:])]
+    steps = [flow[a] if b == a + 1 else wrap_dx_sum(flow[a:b], width) for a, b in zip(indices[:-1], indices[1:])]
     if not steps:
         raise ValueError("need at least two frame indices")
     return np.stack(steps + steps[-1:]).astype(np.float32)
@@ -340,23 +343,23 @@ def wrap_dx_sum(flows: np.ndarray, width: int) -> np.ndarray:
 
 def load_reference_flow(path: str | Path, kind: str = "auto", indices: list[int] | None = None,
                         roll_deg: float = 0.0, flow_method: str = DEFAULT_METHOD,
-                        encoding: str = "auto") -> np.ndarray:
+                        encoding: str = "auto", size: tuple[int, int] | None = None) -> np.ndarray:
     """The flow of `read_reference_flow`, without its note."""
-    return read_reference_flow(path, kind, indices, roll_deg, flow_method, encoding)[0]
+    return read_reference_flow(path, kind, indices, roll_deg, flow_method, encoding, size)[0]
 
 
 def read_reference_flow(path: str | Path, kind: str = "auto", indices: list[int] | None = None,
                         roll_deg: float = 0.0, flow_method: str = DEFAULT_METHOD,
-                        encoding: str = "auto") -> tuple[np.ndarray, dict]:
+                        encoding: str = "auto", size: tuple[int, int] | None = None) -> tuple[np.ndarray, dict]:
     """(reference flow, note) from a file: kind "numeric" (.npz with a `flow` array (F, H, W, 2)),
     "encoded" (a flow video in `encoding`: released, released-rgb, flowvis, or auto-detected;
-    `data.flow_encoding.decode_flow_video`), or "source" (a video whose flow is re-estimated
-    wrap-aware); "auto" picks numeric for .npz, else encoded. `indices` select the source frames
-    the scored video corresponds to (see `stride_flow`); `roll_deg` turns the flow in longitude
-    (e.g. the net latent rotation). The note says how it was read: {"encoding", "magnitude"
-    ("pixels", or "relative" for a flow_vis video: speed unknown), "summary"} (+ "chosen" for videos).
+    `encoded_flow`), or "source" (a video whose flow is re-estimated wrap-aware); "auto" picks
+    numeric for .npz, else encoded. `indices` (increasing) select the source frames the scored
+    video corresponds to (see `stride_flow`); `size` (height, width) resamples the flow to the
+    scored frames (`resize_flow`); `roll_deg` turns it in longitude (e.g. the net latent
+    rotation). The note says how it was read: {"encoding", "magnitude" ("pixels", or "relative"
+    for a flow_vis video: speed unknown), "summary"} (+ "chosen" for videos).
     """
-    from dvd360.data.flow_encoding import decode_flow_video
     from dvd360.data.video import read_frames
 
     path = Path(path)
@@ -364,23 +367,78 @@ def read_reference_flow(path: str | Path, kind: str = "auto", indices: list[int]
         kind = "numeric" if path.suffix == ".npz" else "encoded"
     if kind not in REFERENCE_KINDS:
         raise ValueError(f"unknown reference flow kind {kind!r}; known: {', '.join(REFERENCE_KINDS)}")
+    if indices is not None and list(indices) != sorted(set(indices)):
+        raise ValueError(f"{path}: frame indices must increase, got {list(indices)[:8]}")
     note = {"encoding": kind, "magnitude": "pixels"}
     if kind == "source":
-        frames = read_frames(path, indices)
-        flow = estimate_flow(frames, flow_method)
+        flow = estimate_flow(read_frames(path, indices), flow_method)
         note["encoding"] = f"estimated ({flow_method})"
+    elif kind == "encoded":
+        flow, note = encoded_flow(path, indices, encoding, size)
     else:
-        if kind == "numeric":
-            with np.load(path) as data:
-                if "flow" not in data:
-                    raise ValueError(f"{path}: no 'flow' array (has {', '.join(data.files)})")
-                flow = data["flow"].astype(np.float32)
-        else:
-            flow, note = decode_flow_video(read_frames(path), encoding, source=str(path))
+        with np.load(path) as data:
+            if "flow" not in data:
+                raise ValueError(f"{path}: no 'flow' array (has {', '.join(data.files)})")
+            flow = data["flow"].astype(np.float32)
         if indices is not None:
             if max(indices) >= flow.shape[0]:
                 raise ValueError(f"{path}: has {flow.shape[0]} flow frames, indices reach {max(indices)}")
             flow = stride_flow(flow, list(indices))
+    if size is not None:
+        flow = resize_flow(flow, *size)
     note["summary"] = " ".join([note["encoding"], f"({note['chosen']})" if "chosen" in note else "",
                                 f"magnitude {note['magnitude']}"]).replace("  ", " ")
     return (roll_longitude(flow, roll_deg, dim=2) if roll_deg % 360 else flow), note
+
+
+def encoded_flow(path: str | Path, indices: list[int] | None = None, encoding: str = "auto",
+                 size: tuple[int, int] | None = None) -> tuple[np.ndarray, dict]:
+    """(flow, `flow_note`) of a flow video read as a stream: only the flow frames between the first
+    and the last of `indices` (increasing; None: every frame, each its own step) are colour-decoded,
+    summed per step as `stride_flow` does and resampled to `size` one step at a time, so memory
+    holds one flow frame at the video's size and the steps at `size`. "auto" decides the encoding
+    on those frames (`data.flow_encoding.choose_encoding`, a first pass) before decoding them."""
+    from contextlib import closing
+
+    from dvd360.data.flow_encoding import ENCODINGS, choose_encoding, decode_encoded, encoding_votes, flow_note
+    from dvd360.data.video import stream_frames
+
+    path = Path(path)
+    if encoding not in ("auto", *ENCODINGS):
+        raise ValueError(f"unknown flow encoding {encoding!r}; known: auto, {', '.join(ENCODINGS)}")
+    if indices is not None and len(indices) < 2:
+        raise ValueError(f"{path}: need at least two frame indices, got {list(indices)}")
+    first, last = (0, None) if indices is None else (indices[0], indices[-1])
+
+    def needed():  # (index, uint8 image) of the flow frames the steps sum, streamed
+        count = 0
+        _, stream = stream_frames(path)
+        with closing(stream):
+            for frame in stream:
+                if last is not None and frame.index >= last:
+                    return
+                count = frame.index + 1
+                if frame.index >= first:
+                    yield frame.index, frame.rgb()
+        if last is not None:
+            raise ValueError(f"{path}: has {count} flow frames, the frames scored need {last}")
+
+    chosen = encoding
+    if encoding == "auto":
+        votes = sum(encoding_votes(image, str(path)) for _, image in needed())
+        chosen = choose_encoding(votes, str(path))
+    bounds = list(indices[1:]) if indices is not None else None
+    steps, total, start = [], None, first
+    for index, image in needed():
+        flow = decode_encoded(image, chosen)
+        total = flow if total is None else total + flow
+        if bounds is None or index + 1 == bounds[len(steps)]:
+            if bounds is not None and index > start:
+                total[..., 0] = wrap_dx(total[..., 0], total.shape[1])
+            steps.append(total if size is None else resize_flow(total[None], *size)[0])
+            total, start = None, index + 1
+    if not steps:
+        raise ValueError(f"{path}: no flow frame between the frames {first} and {last}")
+    if indices is not None:
+        steps.append(steps[-1])
+    return np.stack(steps), flow_note(chosen, encoding == "auto")

@@ -1,6 +1,6 @@
 """Per-video features of the set metrics (FVD, FID/KID), cached on disk.
 
-Three feature sets per video, each computed once per (video content, model file, preprocessing,
+Five feature sets per video, each computed once per (video content, model file, preprocessing,
 code) and cached (`feature_cache.FeatureCache`):
 - `i3d_erp` (1, 400): the standard FVD clip on the ERP frames (StyleGAN-V / cd-fvd / PanFlow):
   16 frames (the first 16; a shorter video is stretched to 16 by repeating frames,
@@ -13,21 +13,32 @@ code) and cached (`feature_cache.FeatureCache`):
   0/90/180/270, FoV 90, rendered directly at 299x299, the FID Inception's input size), turned
   into uint8 as torchmetrics does with `normalize=True` (`(x * 255).byte()`, truncating), then the
   2048-d pool3 features. Row order: frame-major, view-minor.
+- `inception_sphere` (14F, 2048): the same per frame on 14 FoV-90 views spread over the sphere
+  (`geometry.view_sets.SPHERE_CENTRES`: the 6 cube-face centres, then the 8 cube corners; poles
+  included, every direction of the sphere within 36.2 deg of a view centre, so the views see the
+  whole sphere). Views 0-5 are the cubemap's faces at 299x299 (OmniFID's input).
+- `inception_seam` (3F, 2048): the same per frame on 3 FoV-90 views centred on the seam, lon 180
+  at lat 45, 0, -45 (`geometry.view_sets.SEAM_CENTRES`). Row order of both: frame-major, view-minor.
+A view of these sets that is one of `inception_views`' (lat 0, lon 0/90/180/270: sphere views 0-3,
+the seam's lat-0 view) is the same image (same rays, same sampling): its features are taken from
+`inception_views` instead of being computed again.
 """
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
+from dvd360.data.protocol import ScoringProtocol, read_video
 from dvd360.device import frames_to_tensor
 from dvd360.fingerprint import code_sha256
 from dvd360.geometry.cubemap import CUBE_FACES, FACE_FOV_DEG, SIDE_LONS, cubemap_faces
 from dvd360.geometry.perspective import horizontal_views
+from dvd360.geometry.view_sets import SEAM_CENTRES, SPHERE_CENTRES, views_at
 from dvd360.metrics.feature_cache import FeatureCache
 from dvd360.models.feature_nets import feature_net_info, load_feature_net
 from dvd360.provenance import sha256_of
@@ -35,7 +46,10 @@ from dvd360.provenance import sha256_of
 FVD_FRAMES = 16
 FVD_SIZE = 224
 VIEW_SIZE = 299
-FEATURE_SETS = {"i3d_erp": "i3d", "i3d_cube": "i3d", "inception_views": "inception"}
+FEATURE_SETS = {"i3d_erp": "i3d", "i3d_cube": "i3d", "inception_views": "inception", "inception_sphere": "inception",
+                "inception_seam": "inception"}
+VIEW_SETS = {"inception_sphere": SPHERE_CENTRES, "inception_seam": SEAM_CENTRES}  # (lon, lat) per view
+SIDE_CENTRES = {(lon, 0.0): k for k, lon in enumerate(SIDE_LONS)}  # inception_views' view k, by centre
 PREPROCESSING = {
     "i3d_erp": {"frames": FVD_FRAMES, "frame_rule": "first 16, shorter: floor(i*F/16)",
                 "resize": [FVD_SIZE, FVD_SIZE], "interpolation": "bilinear, align_corners=False, no crop",
@@ -45,6 +59,9 @@ PREPROCESSING = {
                  "range": "[-1, 1]", "input": "cubemap faces"},
     "inception_views": {"view_size": VIEW_SIZE, "fov_deg": FACE_FOV_DEG, "lons": list(SIDE_LONS), "lat": 0.0,
                         "uint8": "(x * 255).byte() as torchmetrics normalize=True", "input": "every frame"},
+    **{name: {"view_size": VIEW_SIZE, "fov_deg": FACE_FOV_DEG, "centres_lon_lat": [list(c) for c in centres],
+              "uint8": "(x * 255).byte() as torchmetrics normalize=True", "input": "every frame"}
+       for name, centres in VIEW_SETS.items()},
 }
 # The code that computes the features (its transitive dvd360 imports count too: rendering, the
 # networks, frame decoding): a change in any of it misses the cache.
@@ -80,7 +97,7 @@ def erp_clip(frames: np.ndarray) -> np.ndarray:
 
 def cube_clips(frames: np.ndarray, device: str | torch.device = "cpu") -> np.ndarray:
     """The FVD clip of every cubemap face: (6, 16, 224, 224, 3), values 0..255 as float32,
-    rendered on `device` (a GPU renders in ms what takes 0.25 s per 16x512x1024 video on CPU)."""
+    rendered on `device` (a GPU renders them far faster than a CPU)."""
     indices = fvd_frame_indices(len(frames))
     used = sorted(set(indices))  # a short video repeats frames: render each frame's faces once
     faces = cubemap_faces(frames_to_tensor(np.asarray(frames)[used], device), FVD_SIZE)  # (U, 6, 3, s, s) in [0, 1]
@@ -92,6 +109,14 @@ def view_images(frames: np.ndarray, device: str | torch.device = "cpu") -> torch
     """uint8 (4F, 3, 299, 299): each frame's 4 horizontal FoV-90 views, frame-major, rendered on `device`."""
     views = horizontal_views(frames_to_tensor(frames, device), VIEW_SIZE, FACE_FOV_DEG, SIDE_LONS, 0.0)
     return (views.clamp(0, 1) * 255).byte().flatten(0, 1)
+
+
+def view_set_images(frames: np.ndarray, centres: Sequence[tuple[float, float]],
+                    device: str | torch.device = "cpu") -> torch.Tensor:
+    """uint8 (VF, 3, 299, 299): each frame's FoV-90 views at `centres` ((lon, lat) in degrees),
+    frame-major, rendered on `device`."""
+    views = views_at(frames_to_tensor(frames, device), centres, VIEW_SIZE, FACE_FOV_DEG)
+    return views.clamp_(0, 1).mul_(255).byte().flatten(0, 1)
 
 
 def content_key(frames: np.ndarray) -> str:
@@ -139,13 +164,29 @@ class SetFeatureExtractor:
         out = [net(inputs[i:i + self.batch].to(self.device)).double().cpu() for i in range(0, len(inputs), self.batch)]
         return torch.cat(out).reshape(len(inputs), -1).numpy()
 
-    def _compute(self, feature_set: str, frames: np.ndarray) -> np.ndarray:
+    def _compute(self, feature_set: str, frames: np.ndarray, side_views: np.ndarray | None) -> np.ndarray:
+        """`side_views`: the video's `inception_views` features (what a view set takes from them)."""
         self.computed += 1
         if feature_set == "i3d_erp":
             return self._run("i3d", i3d_input(erp_clip(frames)))
         if feature_set == "i3d_cube":
             return self._run("i3d", i3d_input(cube_clips(frames, self.device)))
+        if feature_set in VIEW_SETS:
+            return self._view_set(frames, VIEW_SETS[feature_set], side_views)
         return self._run("inception", view_images(frames, self.device))
+
+    def _view_set(self, frames: np.ndarray, centres: Sequence[tuple[float, float]],
+                  side_views: np.ndarray) -> np.ndarray:
+        """(VF, d) features of the views at `centres`, those of `inception_views`' centres copied."""
+        sides = side_views.reshape(len(frames), len(SIDE_LONS), -1)
+        new = [k for k, centre in enumerate(centres) if centre not in SIDE_CENTRES]
+        out = np.empty((len(frames), len(centres), sides.shape[-1]))
+        out[:, new] = self._run("inception", view_set_images(frames, [centres[k] for k in new], self.device)
+                                ).reshape(len(frames), len(new), -1)
+        for k, centre in enumerate(centres):
+            if centre in SIDE_CENTRES:
+                out[:, k] = sides[:, SIDE_CENTRES[centre]]
+        return out.reshape(len(frames) * len(centres), -1)
 
     def features(self, frames: np.ndarray, key: str | None = None) -> dict[str, np.ndarray]:
         """{feature set: array} of one uint8 video (F, H, W, 3); `key` is its content hash
@@ -153,24 +194,23 @@ class SetFeatureExtractor:
         frames = _checked(frames)
         return self._features(lambda: frames, key or content_key(frames))
 
-    def features_of_file(self, path: str | Path, indices: list[int] | None = None) -> dict[str, np.ndarray]:
-        """Features of a video file (frames `indices`, default all), keyed by the file's sha256 and
-        the indices: a cache hit decodes nothing."""
-        from dvd360.data.video import read_frames
-
-        return self._features(lambda: _checked(read_frames(path, indices), path),
-                              f"{sha256_of(path)}:{indices if indices is not None else 'all'}")
+    def features_of_file(self, path: str | Path, protocol: ScoringProtocol = ScoringProtocol()) -> dict[str, np.ndarray]:
+        """Features of a video file's frames as `protocol` reads them (`data.protocol.read_video`,
+        every frame kept: FVD's clip is consecutive frames), keyed by the file's sha256 and the
+        protocol: a cache hit decodes nothing."""
+        return self._features(lambda: _checked(read_video(path, protocol, keep_repeats=True).frames, path),
+                              f"{sha256_of(path)}:{protocol.model_dump_json()}")
 
     def _features(self, load, key: str) -> dict[str, np.ndarray]:
         frames: list[np.ndarray] = []
+        result: dict[str, np.ndarray] = {}
 
         def compute(name: str) -> np.ndarray:
             if not frames:
                 frames.append(load())
-            return self._compute(name, frames[0])
+            return self._compute(name, frames[0], result.get("inception_views"))
 
-        result = {}
-        for name, kind in FEATURE_SETS.items():
+        for name, kind in FEATURE_SETS.items():  # inception_views before the view sets that copy from it
             parts = {"feature_set": name, "video": key, "model_sha256": self.model_sha256[kind],
                      "preprocessing": PREPROCESSING[name], "code_sha256": self.code_sha256,
                      "render_device": torch.device(self.device).type}  # GPU views differ in the last uint8 level

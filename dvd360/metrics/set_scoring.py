@@ -10,8 +10,8 @@ after adding one method computes only that method's features.
 stream of its own, so they overlap the per-video engine (whose CPU workers estimate flows while
 the GPU would otherwise idle); `score` then takes them from there. The features are the same
 either way: the same kernels on the same inputs, only when they run differs. By default only on
-CUDA: on a CPU the features would compete with the engine's workers for the same cores
-(measured on 2 cores, 8 videos of 8x64x128: 0.72 s per video overlapped vs 0.61 s in turn).
+CUDA: on a CPU the features would compete with the engine's workers for the same cores, and
+overlapping them there was measured slower than running them in turn (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ import torch
 from tqdm.auto import tqdm
 
 from dvd360.metrics.feature_cache import FeatureCache
-from dvd360.metrics.reference_set import reference_features
+from dvd360.data.protocol import ScoringProtocol
+from dvd360.metrics.reference_set import reference_features, reference_protocol
 from dvd360.metrics.set_features import SetFeatureExtractor
 from dvd360.metrics.registry import SET_METRICS
 from dvd360.metrics.set_metrics import set_metrics
@@ -37,13 +38,14 @@ class SetScorer:
     """Scores generated sets of videos against the reference set given to `use_reference`."""
 
     def __init__(self, features_dir: str | Path, cache_dir: str | Path | None, device: str = "cpu",
-                 seed: int = 0, n_resamples: int = 200, background: bool | None = None):
+                 seed: int = 0, n_resamples: int = 200, background: bool | None = None,
+                 protocol: ScoringProtocol = ScoringProtocol()):
         features_dir = Path(features_dir)
         cache = FeatureCache(cache_dir) if cache_dir is not None else None
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.extractor = SetFeatureExtractor(features_dir / "i3d", features_dir / "inception", cache, device)
-        self.seed, self.n_resamples = int(seed), int(n_resamples)
+        self.seed, self.n_resamples, self.protocol = int(seed), int(n_resamples), protocol
         self.background = torch.device(device).type == "cuda" if background is None else bool(background)
         self.reference: list[dict] = []
         self.reference_note: dict[str, Any] = {}
@@ -59,12 +61,13 @@ class SetScorer:
         """Extract (or read from the cache) the reference set's features."""
         if len(paths) < 2:
             raise ValueError(f"reference set {source!r}: needs at least 2 videos, got {len(paths)}")
-        self.reference = reference_features(self.extractor, [Path(p) for p in paths], frames, stride)
+        protocol = reference_protocol(frames, stride, self.protocol)
+        self.reference = reference_features(self.extractor, [Path(p) for p in paths], protocol)
         self.reference_note = {"source": source, "videos": len(paths), "frames": frames, "stride": stride,
-                               "paths": [str(p) for p in paths]}
+                               "protocol": protocol.describe(), "paths": [str(p) for p in paths]}
 
     def score(self, paths: Sequence[str | Path], desc: str = "set features") -> dict[str, dict]:
-        """{name: result} of the generated videos `paths` (every frame) against the reference;
+        """{name: result} of the generated videos `paths` (read by the scoring protocol) against the reference;
         {} for fewer than 2 videos (no covariance)."""
         if not self.reference:
             raise RuntimeError("call use_reference before score")
@@ -103,16 +106,17 @@ class SetScorer:
     def features(self, paths: Sequence[str | Path], desc: str = "set features") -> list[dict[str, np.ndarray]]:
         """Each video's feature sets: started ones from the background, the others computed here."""
         return [self._started[str(p)].popleft().result() if self._started.get(str(p)) else
-                self.extractor.features_of_file(p) for p in tqdm(paths, desc=desc, leave=False)]
+                self.extractor.features_of_file(p, self.protocol) for p in tqdm(paths, desc=desc, leave=False)]
 
     def _on_own_stream(self, path: str | Path) -> dict[str, np.ndarray]:
         device = torch.device(self.extractor.device)
         with torch.cuda.stream(torch.cuda.Stream(device)) if device.type == "cuda" else contextlib.nullcontext():
-            return self.extractor.features_of_file(path)
+            return self.extractor.features_of_file(path, self.protocol)
 
     def describe(self) -> dict[str, dict]:
-        """Per set metric: better, scale, model, preprocessing, reference set, comparability."""
-        return {name: {**spec.describe(), **self.extractor.describe(spec.features),
+        """Per set metric: better, scale, model, preprocessing (its own input size, from the frames the
+        scoring protocol reads), protocol, reference set, comparability."""
+        return {name: {**spec.describe(), **self.extractor.describe(spec.features), "protocol": self.protocol.describe(),
                        "reference": {k: v for k, v in self.reference_note.items() if k != "paths"}}
                 for name, spec in SET_METRICS.items()}
 

@@ -19,10 +19,9 @@ images (the last chunk padded with black images whose embeddings are dropped), s
 embedding depends only on the image, never on which images share its forward pass or where it
 sits in the chunk (measured bit-identical on CPU; cuBLAS and oneDNN pick kernels by shape, so
 a fixed shape is what makes the results batch-invariant). `precision` "fp16"/"bf16" runs the
-towers under `torch.autocast` (CUDA); "auto" is fp16 on CUDA and fp32 elsewhere (measured on an
-H200, ViT-L/14 with random weights, 8 videos: CLIP scores within 0.006 points of 100 of fp32 at
-fp16, 0.057 at bf16; `python -m dvd360.benchmarks.metrics`). Embeddings always come back as
-float32 on the CPU.
+towers under `torch.autocast` (CUDA); "auto" is fp16 on CUDA (closer to fp32 than bf16;
+`python -m dvd360.benchmarks.metrics` measures the difference, docs/performance.md) and fp32
+elsewhere. Embeddings always come back as float32 on the CPU.
 
 Prompt truncation: open_clip's tokenizer keeps the start token, the first
 `context_length - 2` BPE tokens (75 for CLIP's 77) and puts the end token last; everything
@@ -188,6 +187,50 @@ def save_pretrained_clip(spec: str, out_dir: str | Path) -> Path:
     manifest = {"name": spec, "architecture": arch, "pretrained": tag, "random_weights": tag is None,
                 "open_clip": open_clip.__version__}
     return _write_folder(model, open_clip.get_model_config(arch), Path(out_dir), manifest)
+
+
+def convert_openai_clip(weights: str | Path, out_dir: str | Path, spec: str, identity: dict) -> Path:
+    """Store OpenAI's released CLIP file (a TorchScript archive, e.g. ViT-L-14.pt, or its plain
+    state dict) as a CLIP folder of open_clip architecture `spec`'s ARCH, loaded strictly;
+    `identity` ({"registry", "sha256"} of the file) goes into the manifest."""
+    import warnings
+
+    import open_clip
+
+    arch, tag = parse_spec(spec)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's deprecation notice
+            state = torch.jit.load(str(weights), map_location="cpu").state_dict()
+    except RuntimeError:  # not TorchScript: a state dict
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    for key in ("input_resolution", "context_length", "vocab_size"):  # OpenAI's JIT extras, not parameters
+        state.pop(key, None)
+    model = open_clip.create_model(arch, pretrained=None)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise ClipSpecError(f"{weights}: not OpenAI {arch} weights ({str(error)[:300]})") from error
+    manifest = {"name": spec, "architecture": arch, "pretrained": tag, "random_weights": False,
+                "open_clip": open_clip.__version__, **identity}
+    return _write_folder(model, open_clip.get_model_config(arch), Path(out_dir), manifest)
+
+
+def clip_identity(spec_or_dir: str | Path) -> dict:
+    """What a score record says of the CLIP model: {"name", "sha256", "random_weights"} (the
+    registry name, or the folder's model name / the open_clip spec; never a path)."""
+    folder = Path(spec_or_dir)
+    if not (folder / MANIFEST).is_file():
+        return {"name": str(spec_or_dir), "sha256": None, "random_weights": parse_spec(str(spec_or_dir))[1] is None,
+                "note": "open_clip spec: weights from open_clip's cache or the hub, file not hashed"}
+    manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    sha256 = manifest.get("sha256")
+    if sha256 is None:
+        from dvd360.provenance import sha256_of
+
+        sha256 = sha256_of(folder / "open_clip_model.safetensors")
+    return {"name": manifest.get("registry") or manifest["name"], "sha256": sha256,
+            "random_weights": bool(manifest.get("random_weights", False))}
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

@@ -16,9 +16,9 @@ Contracts (what every caller relies on; the tiny stand-ins keep them):
   embeddings, scores about 1..10), as VBench loads it.
 - tiny profile: small random-weight nets with the same input and output contract, from configs in
   `configs/tiny/{kind}.json` with a fixed seed: conv stand-ins for I3D and Inception
-  (`TinyVideoFeatures`, `TinyImageFeatures`; the real architectures with random weights cost 8-15 s
-  per I3D clip and ~1 s per Inception image on 2 CPU cores, which would make the tiny `dvc repro`
-  take tens of minutes), pyiqa's MUSIQ itself at a small width and depth, and the LAION head's
+  (`TinyVideoFeatures`, `TinyImageFeatures`; the real architectures cost seconds per clip on a
+  CPU, which would make the tiny `dvc repro` take tens of minutes: docs/performance.md),
+  pyiqa's MUSIQ itself at a small width and depth, and the LAION head's
   `nn.Linear` at the tiny CLIP's embedding size.
 
 A folder holds `features.json` ({"kind", "architecture", "weights", "random_weights", "config",
@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dvd360.atomic import atomic_path, write_json
+from dvd360.models.registry import load_registry
 from dvd360.models.tiny_configs import tiny_config
 
 SET_KINDS = ("i3d", "inception")  # features of the set metrics
@@ -45,8 +46,8 @@ ROLES = {"i3d": "video features of the set metrics (FVD)", "inception": "image f
          "musiq": "imaging quality scorer (MUSIQ)", "aesthetic": "aesthetic quality head (LAION)"}
 INFO_FILE = "features.json"
 TINY_WEIGHTS = "model.safetensors"
-PAPER_FILES = {"i3d": "i3d_pretrained_400.pt", "inception": "pt_inception-2015-12-05-6726825d.pth",
-               "musiq": "musiq_spaq_ckpt-358bb6af.pth", "aesthetic": "sa_0_4_vit_l_14_linear.pth"}
+# The real file of each kind: the registry's scorer of that kind (dvd360/models/registry.yaml)
+PAPER_FILES = {kind: load_registry().scorer(kind).files[0].path for kind in KINDS}
 PAPER_ARCHITECTURES = {"i3d": "cdfvd.third_party.i3d.pytorch_i3d.InceptionI3d(400)",
                        "inception": "torchmetrics NoTrainInceptionV3('inception-v3-compat', ['2048'])",
                        "musiq": "pyiqa.archs.musiq_arch.MUSIQ(num_class=1) (SPAQ weights)",
@@ -141,16 +142,20 @@ def build_tiny_feature_net(folder: str | Path, kind: str, seed: int) -> dict:
     return info
 
 
-def write_paper_feature_net(folder: str | Path, kind: str, weights: str | Path) -> dict:
-    """Copy a real `kind` weights file (`PAPER_FILES`) into `folder`, after loading it once."""
+def write_paper_feature_net(folder: str | Path, kind: str, weights: str | Path, identity: dict | None = None) -> dict:
+    """Copy a real `kind` weights file (`PAPER_FILES`) into `folder`, after loading it once; the
+    folder names the file by registry name and sha256 (`identity`, default `registry_identity`),
+    never by its path."""
     import shutil
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     _load_paper(kind, Path(weights))  # fails here, naming the file, if it does not fit
     shutil.copyfile(weights, folder / PAPER_FILES[kind])
+    identity = identity or registry_identity(kind, folder / PAPER_FILES[kind])
     info = {"kind": kind, "architecture": PAPER_ARCHITECTURES[kind], "weights": PAPER_FILES[kind],
-            "random_weights": False, "config": None, "source": str(weights)}
+            "random_weights": False, "config": None, "source": identity["registry"] or "unregistered file",
+            **identity}
     write_json(folder / INFO_FILE, info)
     return info
 
@@ -222,6 +227,35 @@ def build_stand_in_feature_nets(root: str | Path, kinds: tuple[str, ...], tiny: 
             torch.save(random_paper_state(kind, seed=seed), weights)
             write_paper_feature_net(root / kind, kind, weights)
     return root
+
+
+def registry_identity(kind: str, path: str | Path) -> dict:
+    """{"registry": the registry's `kind` scorer when the file passes its published check (else None),
+    "sha256": the file's sha256}: how outputs name a real weights file."""
+    from dvd360.models.download import digests
+    from dvd360.models.store import HashMismatchError, check_file
+
+    entry = load_registry().scorer(kind)
+    sha256, blob = digests(path)
+    try:
+        check_file(entry.files[0], sha256, blob, Path(path).stat().st_size)
+        name = entry.name if entry.files[0].check not in ("unverified", "hub_published") else None
+    except HashMismatchError:
+        name = None
+    return {"registry": name, "sha256": sha256}
+
+
+def feature_net_identity(folder: str | Path) -> dict:
+    """What a score record says of a feature-net folder: {"name", "sha256", "random_weights"}
+    (the registry name, or "tiny stand-in" / "unregistered file"; never its path)."""
+    info = feature_net_info(folder)
+    sha256 = info.get("sha256")
+    if sha256 is None:
+        from dvd360.provenance import sha256_of
+
+        sha256 = sha256_of(Path(folder) / info["weights"])
+    name = info.get("registry") or ("tiny stand-in" if info["random_weights"] else "unregistered file")
+    return {"name": name, "sha256": sha256, "random_weights": bool(info["random_weights"])}
 
 
 def feature_net_info(folder: str | Path) -> dict:

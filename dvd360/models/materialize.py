@@ -31,6 +31,7 @@ from pydantic import Field
 from dvd360.atomic import write_json
 from dvd360.hub import folder_or_hub, hub_folder
 from dvd360.models import feature_nets, kohya_lora
+from dvd360.models.registry import load_registry
 from dvd360.models.tiny_configs import CONFIG_DIR, MAX_TOKENS, ddim_config, tiny_config, write_tiny_tokenizer
 from dvd360.params_schema import StageSettings
 from dvd360.provenance import MODEL_FILE_PACKAGES, sha256_of, versions
@@ -53,7 +54,8 @@ class TinyModelsSettings(StageSettings):
 
 class PaperModelsSettings(StageSettings):
     """params.yaml `models.paper`: hub ids or local paths of every piece (`materialize_paper`);
-    the feature nets' files default to `feature_nets.PAPER_FILES` under weights/."""
+    a piece the registry knows is taken from the model store when params name nothing there
+    (`dvd360-eval models fetch`); the feature nets' files default to the store's copies."""
 
     sd15: str = Field(min_length=1)
     motion_adapter: str = Field(min_length=1)
@@ -238,42 +240,46 @@ def load_components(models_dir: str | Path, device: str | torch.device = "cpu",
 
 # -- paper profile ----------------------------------------------------------------------------
 MOTION_V14_CONFIG = CONFIG_DIR / "motion_adapter_v1_4.json"
-SD_FILES = ("unet/config.json", "unet/diffusion_pytorch_model.safetensors", "vae/config.json",
-            "vae/diffusion_pytorch_model.safetensors", "text_encoder/config.json",
-            "text_encoder/model.safetensors", "tokenizer/vocab.json", "tokenizer/merges.txt")
-SD_PATTERNS = ("unet/config.json", "unet/diffusion_pytorch_model.safetensors", "vae/config.json",
-               "vae/diffusion_pytorch_model.safetensors", "text_encoder/config.json",
-               "text_encoder/model.safetensors", "tokenizer/*")
-MOTION_FILES = ("config.json", "diffusion_pytorch_model.safetensors")
 CLIP_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
-WHERE = {
-    "sd15": "Stable Diffusion 1.5 in diffusers format: `huggingface-cli download "
-            "stable-diffusion-v1-5/stable-diffusion-v1-5 --include 'unet/*' 'vae/*' 'text_encoder/*' "
-            "'tokenizer/*'` (Hugging Face cache), or set models.paper.sd15 to a local diffusers folder",
-    "motion_adapter": "AnimateDiff motion module v1.4: `huggingface-cli download "
-                      "guoyww/animatediff-motion-adapter-v1-4`, or mm_sd_v14.ckpt from "
-                      "https://huggingface.co/guoyww/animatediff with models.paper.motion_adapter set to its path",
-    "lora": "the LatentLabs360 LoRA (Kohya safetensors) from CivitAI (search 'LatentLabs360'); "
-            "save it at {path} or set models.paper.lora",
-    "personalised": "the single-file checkpoint from CivitAI (as listed in AnimateDiff's README); "
-                    "save it at {path}, or drop it from models.paper.personalised",
-    "adapter_checkpoint": "360Adapter_flow_v1.ckpt from the 360DVD release (https://github.com/Akaneqwq/360DVD, "
-                          "README 'Download'); save it at {path}, or set models.paper.adapter_checkpoint: null",
-    "i3d": "the Kinetics-400 I3D of FVD (PanFlow / TATS / cd-fvd): i3d_pretrained_400.pt from "
-           "https://github.com/songweige/TATS/raw/main/tats/fvd/i3d_pretrained_400.pt; save it at {path}",
-    "inception": "torch-fidelity's FID Inception-v3: pt_inception-2015-12-05-6726825d.pth from "
-                 "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
-                 "weights-inception-2015-12-05-6726825d.pth; save it at {path}",
-    "musiq": "MUSIQ trained on SPAQ, as VBench's imaging quality uses: musiq_spaq_ckpt-358bb6af.pth from "
-             "https://huggingface.co/chaofengc/IQA-PyTorch-Weights (pyiqa's weights; also the GitHub release "
-             "https://github.com/chaofengc/IQA-PyTorch/releases/tag/v0.1-weights) "
-             "(VBench keeps it in ~/.cache/vbench/pyiqa_model/); save it at {path}",
-    "aesthetic": "the LAION aesthetic predictor for CLIP ViT-L/14, as VBench's aesthetic quality uses: "
-                 "sa_0_4_vit_l_14_linear.pth from https://github.com/LAION-AI/aesthetic-predictor "
-                 "(VBench keeps it in ~/.cache/vbench/aesthetic_model/emb_reader/); save it at {path}",
-    "clip": "open_clip {spec} weights: `huggingface-cli download {repo} open_clip_model.safetensors`, "
-            "or set models.paper.clip to a local CLIP folder",
-}
+
+
+def _files(piece: str, required: bool = True) -> tuple[str, ...]:
+    """The registry's files of a piece's model (the required ones, or all of them)."""
+    entry = load_registry().by_piece(piece)
+    return tuple(f.path for f in (entry.required_files if required else entry.files))
+
+
+SD_FILES, SD_PATTERNS = _files("sd15"), _files("sd15", required=False)
+MOTION_FILES = _files("motion_adapter")
+
+
+def where(piece: str, path: str | Path | None = None) -> str:
+    """How to get a piece, from the registry: the fetch command (or the manual way) and where to
+    save a local copy instead."""
+    from dvd360.models.store import fetch_command
+
+    entry = load_registry().by_piece(piece)
+    if entry is None:  # a personalised checkpoint the registry does not know
+        return f"a single-file SD 1.5 checkpoint; save it at {path}, or drop it from models.paper.{piece}"
+    first = entry.required_files[0]
+    how = (f"`{fetch_command([entry.name])}` (the model store; from {entry.source_text()})" if entry.automatic
+           else f"{first.manual}, then `dvd360-eval models import DIR`")
+    local = f"or save it at {path}" if path is not None else f"or set models.paper.{piece} to a local copy"
+    return f"{entry.title}: {how}; {local}"
+
+
+def _stored(piece: str, value: str | None) -> Path | None:
+    """The model store's copy of a piece the registry knows (its folder for a diffusers model, else
+    its file), when the store holds it; a hub model only when params name the registry's repo."""
+    from dvd360.models.store import Store
+
+    entry = load_registry().by_piece(piece)
+    if entry is None or (entry.hub_repo is not None and value != entry.hub_repo):
+        return None
+    store = Store()
+    if not store.present(entry.name):
+        return None
+    return store.model_dir(entry.name) if entry.kind == "diffusers" else store.path(entry.name)
 
 
 def check_paper_sources(settings: PaperModelsSettings) -> dict[str, Any]:
@@ -289,40 +295,54 @@ def check_paper_sources(settings: PaperModelsSettings) -> dict[str, Any]:
     found: dict[str, Any] = {"personalised": {}}
     problems: list[str] = []
 
-    def missing(name: str, problem: str, **where) -> None:
-        problems.append(f"- {name}: {problem}\n    get it: {WHERE[name.split('.')[0]].format(**where)}")
+    def missing(name: str, problem: str, path: str | Path | None = None) -> None:
+        problems.append(f"- {name}: {problem}\n    get it: {where(name, path)}")
 
-    found["sd15"], problem = folder_or_hub(settings.sd15, SD_PATTERNS, SD_FILES)
-    if problem:
-        missing("sd15", problem)
+    def stored_file(piece: str, value: str | None) -> Path | None:
+        """A local file a piece names, else the model store's copy, else None."""
+        if value is not None and Path(value).is_file():
+            return Path(value)
+        return _stored(piece, value)
+
+    found["sd15"] = _stored("sd15", settings.sd15)
+    if found["sd15"] is None:
+        found["sd15"], problem = folder_or_hub(settings.sd15, SD_PATTERNS, SD_FILES)
+        if problem:
+            missing("sd15", problem)
     motion = settings.motion_adapter
-    if Path(motion).is_file():
-        found["motion_adapter"] = Path(motion)
-    else:
+    found["motion_adapter"] = Path(motion) if Path(motion).is_file() else _stored("motion_adapter", motion)
+    if found["motion_adapter"] is None:
         found["motion_adapter"], problem = folder_or_hub(motion, MOTION_FILES, MOTION_FILES)
         if problem:
             missing("motion_adapter", problem)
+    lora = stored_file("lora", settings.lora) or Path(settings.lora)
     try:
-        kohya_lora.check_kohya_lora(settings.lora)
-        found["lora"] = Path(settings.lora)
+        kohya_lora.check_kohya_lora(lora)
+        found["lora"] = lora
     except kohya_lora.KohyaLoraError as error:
         missing("lora", str(error), path=settings.lora)
     for name, path in (settings.personalised or {}).items():
-        if Path(path).is_file():
-            found["personalised"][name] = Path(path)
-        else:
+        found["personalised"][name] = stored_file(f"personalised.{name}", path)
+        if found["personalised"][name] is None:
             missing(f"personalised.{name}", f"{path}: no such file", path=path)
     checkpoint = settings.adapter_checkpoint
-    found["adapter_checkpoint"] = Path(checkpoint) if checkpoint else None
-    if checkpoint and not Path(checkpoint).is_file():
+    found["adapter_checkpoint"] = stored_file("adapter_checkpoint", checkpoint) if checkpoint else None
+    if checkpoint and found["adapter_checkpoint"] is None:
         missing("adapter_checkpoint", f"{checkpoint}: no such file", path=checkpoint)
     for kind in feature_nets.KINDS:
-        found[kind] = Path(getattr(settings, kind) or feature_nets.PAPER_FILES[kind])
-        if not found[kind].is_file():
-            missing(kind, f"{found[kind]}: no such file", path=found[kind])
+        found[kind] = stored_file(kind, getattr(settings, kind))
+        if found[kind] is None:
+            given = getattr(settings, kind)
+            missing(kind, f"{given}: no such file" if given else "not in the model store", path=given)
     clip = settings.clip
+    stored_clip = _stored("clip", clip) if clip == load_registry().by_piece("clip").open_clip else None
     if Path(clip).is_dir():
         found["clip"] = Path(clip)
+    elif stored_clip is not None:
+        from dvd360.models.scoring_models import convert
+        from dvd360.models.store import Store
+
+        found["clip"] = convert(Store(), load_registry().by_piece("clip"))
     else:
         import open_clip
 
@@ -331,7 +351,7 @@ def check_paper_sources(settings: PaperModelsSettings) -> dict[str, Any]:
         folder, problem = hub_folder(repo, CLIP_FILES[:1], CLIP_FILES[:1]) if repo else (None, f"{clip}: no hub weights")
         found["clip"] = clip
         if folder is None:
-            missing("clip", problem, spec=clip, repo=repo)
+            missing("clip", problem)
     if problems:
         raise MissingPiecesError(f"the paper profile is missing {len(problems)} piece(s):\n" + "\n".join(problems))
     return found

@@ -1,6 +1,6 @@
-"""The report's charts, drawn with matplotlib: one metric across methods (mean with its 95% CI)
-and the training loss curves. `svg()` gives a figure as inline SVG text (text kept as text,
-ids salted with a constant, no date: same input, same bytes).
+"""The report's charts, drawn with matplotlib: one metric across methods (mean with its 95% CI),
+the training loss curves and the metric audit's heat map. `svg()` gives a figure as inline SVG
+text (text kept as text, ids salted with a constant, no date: same input, same bytes).
 """
 
 from __future__ import annotations
@@ -64,6 +64,43 @@ def loss_figure(curves: Mapping[str, Sequence[tuple[float, float]]]):
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     ax.legend(fontsize=7, frameon=False, ncol=min(4, max(1, len(curves))))
+    fig.tight_layout()
+    return fig
+
+
+def audit_figure(audit: Mapping):
+    """The metric audit (`dvd360.audit`) as a heat map, metric x defect: colour the effect in spreads
+    at the strongest strength (or the first wrong-way / broken one), signed so that red is worse
+    and blue better, clipped to +-3; each cell's effect and mark written in it; grey: no spread
+    or not computed."""
+    import numpy as np
+
+    from dvd360.report.audit_view import MARKS, shown_cell
+
+    defects, metrics = list(audit["defects"]), list(audit["metrics"])
+    grid = np.full((len(metrics), len(defects)), np.nan)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.62 * len(defects), 0.9 + 0.3 * len(metrics)))
+    for i, name in enumerate(metrics):
+        for j, defect in enumerate(defects):
+            cell = shown_cell(audit["effects"][name][defect])
+            effect = cell.get("effect")
+            if cell["verdict"] in ("ignores", "holds"):
+                grid[i, j] = 0.0
+            elif effect is not None:
+                grid[i, j] = min(abs(effect), 3.0) * (1 if cell["worse"] else -1)
+            text = ("-" if effect is None else f"{effect:+.1f}") + MARKS[cell["verdict"]].strip()
+            dark = abs(grid[i, j]) >= 2 if np.isfinite(grid[i, j]) else False
+            ax.text(j, i, text, ha="center", va="center", fontsize=6.5, color="white" if dark else INK)
+    ax.imshow(np.ma.masked_invalid(grid), cmap="RdBu_r", vmin=-3, vmax=3, aspect="auto")
+    ax.set_facecolor("#e4e7eb")
+    ax.set_xticks(range(len(defects)), [d.replace("_", " ") for d in defects], rotation=40, ha="right", fontsize=7,
+                  color=INK)
+    ax.set_yticks(range(len(metrics)), metrics, fontsize=7, color=INK)
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    ax.set_title("effect in spreads (red: worse, blue: better; + sees, ! wrong way, = invariant, ~ not)",
+                 fontsize=7.5, color=MUTED)
     fig.tight_layout()
     return fig
 

@@ -3,7 +3,9 @@
 Sections: the profile notice, the comparison table (methods as columns; metrics as rows in the
 groups of the metric specs (`dvd360.metrics.registry`); mean with 95% CI and n; the paired delta
 against the reference with its CI and p-value; the best mean marked; each metric's definition
-and model on hover and in the legend), one chart per metric, the training loss curves, the
+and model on hover and in the legend), the published figures beside it (a table of their own,
+each with its comparability label; never in the means, CIs or stars), one chart per metric, the
+metric audit (`dvd360.audit`: a heat map of metric x defect), the training loss curves, the
 gallery (per prompt and seed, every method's video in the 360 viewer and flat, its scores
 under it), the same for the ablations, and where every figure came from (files, SHA-256,
 MLflow run ids). The 360 viewer is the user study's: its script (`dvd360/study/static/viewer.js`),
@@ -27,7 +29,7 @@ from dvd360.config import repo_root
 from dvd360.provenance import TRACKED_PACKAGES, git_commit, sha256_of, versions
 from dvd360.compare import delta_is_better, rank_value
 from dvd360.metrics.registry import GROUP_ORDER, METRICS
-from dvd360.report.figures import loss_figure, metric_figure, svg
+from dvd360.report.figures import audit_figure, loss_figure, metric_figure, svg
 from dvd360.report.gallery import Media, ReportInputError, gallery_sets
 
 SIGNIFICANCE = 0.05
@@ -92,6 +94,20 @@ def table_groups(comparison: Mapping) -> list[dict]:
     return [{"group": g, "metrics": groups[g]} for g in order if g in groups]
 
 
+def published_view(comparison: Mapping) -> dict | None:
+    """The comparison's published block as the page shows it: per dvd360 metric our methods'
+    means (to read beside) and the figures ({"groups", "unmatched", "source"}); None without one."""
+    published = comparison.get("published")
+    if not published:
+        return None
+    groups = []
+    for name, figures in published["metrics"].items():
+        rows = comparison["metrics"].get(name, {}).get("rows", {})
+        groups.append({"name": name, "figures": figures,
+                       "ours": [(m, rows[m].get("mean")) for m in comparison["methods"] if m in rows]})
+    return {"source": published["source"], "groups": groups, "unmatched": published["unmatched"]}
+
+
 def read_loss_curves(train_dir: str | Path) -> dict[str, list[tuple[float, float]]]:
     """{variant: [(step, loss)]} from `{train_dir}/{variant}/loss.tsv` (tab-separated, header step, loss)."""
     curves = {}
@@ -124,18 +140,22 @@ def _environment() -> jinja2.Environment:
 
 def render_page(sections: Sequence[Section], *, loss_curves: Mapping | None = None, media: Media | None = None,
                 sources: Sequence[Mapping] = (), runs: Sequence[Mapping] = (), software: Mapping | None = None,
-                profile: str | None = None, charts: bool = True, title: str = "dvd360 results") -> str:
+                profile: str | None = None, charts: bool = True, title: str = "dvd360 results",
+                audit: Mapping | None = None) -> str:
     """The page as HTML text. Without a gallery, media or charts it is the table and legend alone;
-    `software` (name -> version, git commit) goes under the sources."""
+    `software` (name -> version, git commit) goes under the sources; `audit` (`dvd360.audit`'s
+    JSON) adds its section."""
     first = sections[0].comparison
-    views = [{"section": s, "groups": table_groups(s.comparison),
+    views = [{"section": s, "groups": table_groups(s.comparison), "published": published_view(s.comparison),
               "charts": [(name, svg(metric_figure(s.comparison, name, note=False))) for name in s.comparison["metrics"]]
               if charts else []} for s in sections]
     loss_svg = svg(loss_figure(loss_curves)) if loss_curves else None
+    audit_view = {"audit": audit, "svg": svg(audit_figure(audit))} if audit else None
     viewer = any(s.gallery for s in sections)
     return _environment().get_template("index.html").render(
         title=title, note=first.get("note"), profile=profile, bootstrap=first.get("bootstrap", {}),
         views=views, loss_svg=loss_svg, loss_variants=list(loss_curves or {}), media=(media.encoded if media else {}),
+        audit=audit_view,
         sources=list(sources), runs=list(runs), software=dict(software or {}), significance=SIGNIFICANCE,
         css=_static("dvd360.report", "report.css"),
         scripts=[_static("dvd360.study", "viewer.js"), _static("dvd360.report", "report.js")] if viewer else [])
@@ -152,11 +172,12 @@ def source_list(scores_dir: str | Path, sections: Sequence[Section], train_dir: 
 
 def write_report(path: str | Path, sections: Sequence[Section], *, scores_dir: str | Path,
                  generations_dir: str | Path, train_dir: str | Path | None = None, runs: Sequence[Mapping] = (),
-                 profile: str | None = None, max_sets: int | None = None) -> Path:
+                 profile: str | None = None, max_sets: int | None = None, audit: Mapping | None = None) -> Path:
     """Check every input, then write the full page atomically to `path`; returns `path`.
 
     Videos come from `generations_dir` (checked against the SHA-256 they were scored with), loss
-    curves from `train_dir` (if it exists); `max_sets` caps the prompt/seed sets per gallery.
+    curves from `train_dir` (if it exists); `max_sets` caps the prompt/seed sets per gallery;
+    `audit`: a metric audit's JSON for its section.
     """
     media = Media()
     for section in sections:
@@ -169,5 +190,5 @@ def write_report(path: str | Path, sections: Sequence[Section], *, scores_dir: s
     software = {"dvd360 git commit": git_commit(repo_root()) or "unknown",
                 **versions(TRACKED_PACKAGES + ("matplotlib", "jinja2"))}  # + what draws the charts and page
     html = render_page(sections, loss_curves=curves, media=media, runs=runs, profile=profile,
-                       sources=source_list(scores_dir, sections, train_dir), software=software)
+                       sources=source_list(scores_dir, sections, train_dir), software=software, audit=audit)
     return write_text(Path(path), html)

@@ -10,10 +10,8 @@ changes the pipeline's modules in place, in this order:
 3. channels_last memory format for the UNet and the VAE (NHWC convolutions);
 4. the motion modules' attention (16-frame sequences, 16,384 of them per call at 64x128, 8 heads)
    on its own choice (`temporal_attention`; default when compiling on CUDA: eight sequences
-   packed into one 128-token FlexAttention tile, `PackedSequenceAttention`; H200, one compiled
-   motion-module Attention at 64x128, projections included: 0.82 ms against 1.95 with SDPA's
-   efficient kernel, whose attention alone takes 1.41 ms (cuDNN's 2.10); per compiled UNet
-   forward 205.5 against 224.6 ms), every other attention on `attention`;
+   packed into one 128-token FlexAttention tile, `PackedSequenceAttention`, the fastest option
+   measured: docs/performance.md), every other attention on `attention`;
 5. every width-padded Conv2d of the UNet and VAE decoder made switchable (circular padding)
    *before* compiling, so the compiled graphs see the final module classes;
 6. every up block's nearest-2x upsampling + 3x3 conv (3 in the UNet, 3 in the VAE decoder) in
@@ -30,7 +28,7 @@ changes the pipeline's modules in place, in this order:
 Two sets of hooks are installed once for the pipeline's lifetime (a fresh hook per call would
 change what dynamo guards on and recompile every video): the pipeline's feature injection and, with
 `share_guidance_prefix`, the guidance halves' common prefix computed once (`AppliedFastPath`,
-`dvd360.sampling.guidance_prefix`; H200, compiled forward: 239.3 -> 231.6 ms). SDPA attention
+`dvd360.sampling.guidance_prefix`). SDPA attention
 runs under the chosen backend (`torch.nn.attention.sdpa_kernel`; "auto" leaves torch's own choice).
 
 Compiled artefacts are cached on disk by torch (inductor's FX-graph and autotuning caches, in
@@ -68,9 +66,8 @@ TEMPORAL_ATTENTION = (*ATTENTION_BACKENDS, PACKED)
 class FastPath:
     """Fast-path settings; the defaults are the stage's (params.yaml `generate.paper.fast_path`).
 
-    `backend`/`mode` are `torch.compile`'s; `attention` one of ATTENTION_BACKENDS. Measured on one
-    H200 (torch 2.11, bf16, one SD 1.5 + motion-module forward at 512x1024x16 with CFG): "auto"
-    picks cuDNN, the fastest (325.8 ms; flash 373.6 ms, efficient 455.2 ms, math out of memory).
+    `backend`/`mode` are `torch.compile`'s; `attention` one of ATTENTION_BACKENDS ("auto": torch's
+    own choice, cuDNN on the GPUs measured, the fastest there; figures in docs/performance.md).
 
     `temporal_attention` is the motion modules' choice, one of TEMPORAL_ATTENTION; None: PACKED
     when compiling on CUDA, "efficient" on CUDA without compiling (the packed attention's eager
@@ -80,11 +77,9 @@ class FastPath:
     keys as in `torch._inductor.config`); none by default. "freezing" is refused: through
     `options=` it froze nothing (dynamo decides at trace time, from inductor's global setting,
     whether module tensors become constants), and in force globally it makes the adapter
-    features held by the injection hooks constants too, so a D run recompiled at every step
-    (their roll makes new tensors) and failed under fullgraph (tiny models, CPU, 2026-12-07).
-    H200, one compiled UNet forward (packed temporal attention, default 215.5 ms on that
-    machine): "coordinate_descent_tuning" 211.6 ms, compile 387 s instead of 130 (in the whole
-    pipeline its tuning had not finished after 850 s on an H100); "conv_1x1_as_mm" 215.5 ms.
+    features held by the injection hooks constants too, so a D run recompiles at every step
+    (their roll makes new tensors) and fails under fullgraph. Measured options and their
+    compile times: docs/performance.md.
 
     `subpixel_upsample`: every up block's nearest-2x + 3x3 conv as four 2x2 convs on its input
     (`dvd360.sampling.subpixel_upsample`).
