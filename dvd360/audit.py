@@ -4,15 +4,16 @@ Every reference video is read by the scoring protocol (`data.protocol.read_video
 and working size every metric sees) and scored clean and with each defect of `dvd360.data.defects`
 at its 3 strengths applied to those frames, by one `Scorers` (the models and feature cache of
 `score`); repeated frames are dropped from each copy as scoring drops them (`data.repeats`). The
-set metrics compare each defective set with the clean set. Per metric, defect and strength:
+set metrics compare half of the copies with the other half of the clean videos. Per metric,
+defect and strength:
 
 - per-video metrics: d_k = m(defective_k) - m(clean_k); the change is mean(d) with its 95%
   bootstrap CI over videos (`stats.summarize`); the spread s is the std (ddof 1) of m(clean) over
   the reference videos, and the effect mean(d) / s (CI likewise).
-- set metrics (one value per set, against the clean set as reference): d = M(defective) - M(clean);
-  its interval runs from the defective CI's low end minus the clean CI's high end to the defective
-  high minus the clean low (KID: value +- 1.96 subset std); s is half the width of the clean set's
-  own interval, the metric's sampling noise at this n.
+- set metrics (one value per set): the even-numbered clean videos are the reference, the
+  odd-numbered are compared clean and defective, d = M(defective half) - M(clean half); its CI
+  from a paired bootstrap over videos, s the std of the clean half's value over the draws (its
+  sampling noise at this n). KID is left out (`NOT_KID`).
 - moved: the interval excludes 0 and |effect| >= TOLERANCE (without a spread, s = 0 or n < 2:
   mean(d) != 0); worse: the mean change of the rank key (`MetricSpec.rank_key`: x, -x or
   |ln(x / t)|) is positive. Verdict for a defect expected to make videos "worse": "sees" (moved,
@@ -42,12 +43,13 @@ from dvd360.data.repeats import detect_repeats, drop_repeats
 from dvd360.metrics.registry import METRICS, SET_METRIC_NAMES, VIDEO_METRICS, names_needing
 from dvd360.metrics.scorers import Scorers
 from dvd360.metrics.scoring import VideoInput
-from dvd360.metrics.set_metrics import set_metrics
+from dvd360.metrics.set_metrics import kid_set_metric, set_metrics
 from dvd360.stats import N_RESAMPLES, summarize
 
 TOLERANCE = 0.2  # spreads: smaller changes count as none
-Z95 = 1.959964
 NOT_FLOW = "needs each video's conditioning flow, which reference videos lack"
+NOT_KID = ("left out: one KID (100 subsets) takes seconds, too slow to bootstrap per defect and strength; the FID on "
+           "the same features is audited")
 
 
 @dataclass(frozen=True)
@@ -147,34 +149,41 @@ def _video_effects(name: str, values: Mapping, n_videos: int, defects: Sequence[
     return info, effects
 
 
-def _interval(result: Mapping) -> tuple[float, float]:
-    if result.get("ci_low") is not None:
-        return result["ci_low"], result["ci_high"]
-    std = result.get("std") or 0.0
-    return result["value"] - Z95 * std, result["value"] + Z95 * std
+def _set_value(name: str, compared: Sequence[dict], reference: Sequence[dict], seed: int,
+               draw: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
+    """The set metric of `compared` against `reference` (a bootstrap draw: their videos at the
+    drawn indices), without its own bootstrap."""
+    if draw is not None:
+        reference, compared = [reference[i] for i in draw[0]], [compared[i] for i in draw[1]]
+    return set_metrics(compared, reference, seed=seed, n_resamples=0, names=[name])[name]
 
 
 def _set_effects(name: str, features: Mapping, defects: Sequence[str], seed: int,
                  n_resamples: int) -> tuple[dict, dict]:
+    """Set metrics on two halves of the clean videos: the even-numbered are the reference R, the
+    odd-numbered are compared, clean (B) and defective (B'): d = M(B', R) - M(B, R), its CI from a
+    paired bootstrap over videos (the same draw for B and B'), s = the std of M(B, R) over the draws."""
     spec = METRICS[name]
-    reference = features[None]
-    clean = set_metrics(reference, reference, seed=seed, n_resamples=n_resamples, names=[name])[name]
-    low, high = _interval(clean)
-    spread = (high - low) / 2 or None
-    info = {"kind": "set", "better": spec.better, "clean": {"mean": clean["value"], "ci_low": low, "ci_high": high,
-                                                           "n": clean["n"]},
-            "spread": spread, "spread_of": "half the width of the clean set's own interval (its noise at this n)"}
+    reference, clean = features[None][0::2], features[None][1::2]
+    rng = np.random.default_rng(seed)
+    draws = [(rng.integers(0, len(reference), len(reference)), rng.integers(0, len(clean), len(clean)))
+             for _ in range(n_resamples)]
+    base = _set_value(name, clean, reference, seed)["value"]
+    base_draws = np.array([_set_value(name, clean, reference, seed, draw)["value"] for draw in draws])
+    spread = float(np.std(base_draws, ddof=1)) if len(draws) > 1 else None
+    info = {"kind": "set", "better": spec.better, "spread": spread or None,
+            "clean": {"mean": base, "n": len(clean), "n_reference": len(reference)},
+            "spread_of": f"std of the clean half's value over {n_resamples} bootstrap draws of videos"}
     effects = {}
     for defect in defects:
         cells = []
         for strength in DEFECTS[defect].strengths:
-            result = set_metrics(features[(defect, strength)], reference, seed=seed, n_resamples=n_resamples,
-                                 names=[name])[name]
-            d_low, d_high = _interval(result)
-            delta = {"mean": result["value"] - clean["value"], "ci_low": d_low - high, "ci_high": d_high - low,
-                     "n": result["n"]}
-            cells.append(_cell(defect, strength, delta, spec.rank_key(result["value"]) - spec.rank_key(clean["value"]),
-                               spread))
+            compared = features[(defect, strength)][1::2]
+            value = _set_value(name, compared, reference, seed)["value"]
+            paired = np.array([_set_value(name, compared, reference, seed, draw)["value"] for draw in draws])
+            low, high = (float(q) for q in np.quantile(paired - base_draws, [0.025, 0.975]))
+            delta = {"mean": value - base, "ci_low": low, "ci_high": high, "n": len(compared)}
+            cells.append(_cell(defect, strength, delta, spec.rank_key(value) - spec.rank_key(base), spread or None))
         effects[defect] = cells
     return info, effects
 
@@ -222,11 +231,15 @@ def run_audit(videos: Sequence[AuditVideo], scorers: Scorers, defects: Sequence[
             not_computed[name] = NOT_FLOW if name in names_needing("reference_flow") else \
                 "this run's scorers did not compute it (model missing or turned off, or no prompts)"
     for name in SET_METRIC_NAMES:
-        if features:
+        if not features:
+            not_computed[name] = "set metrics not asked for (`dvd360-eval audit --set-metrics`)"
+        elif len(videos) < 4:
+            not_computed[name] = "needs at least 4 reference videos (two halves of 2)"
+        elif METRICS[name].function() is kid_set_metric:
+            not_computed[name] = NOT_KID
+        else:
             metrics[name], effects[name] = _set_effects(name, features, defects, scorers.sets.seed,
                                                         scorers.sets.n_resamples)
-        else:
-            not_computed[name] = "set metrics not asked for (`dvd360-eval audit --set-metrics`)"
     for name in not_computed:
         effects[name] = {d: [{"strength": s, "verdict": "not computed"} for s in DEFECTS[d].strengths]
                          for d in defects}

@@ -75,24 +75,27 @@ def test_repeated_frames_are_detected_and_dropped(audited):
                 assert cell["delta"]["mean"] == 0.0 and cell["right_way"]
 
 
-def _features(shift: float, videos: int = 6, seed: int = 0) -> list[dict]:
+def _features(clean: list[dict], shift: float, seed: int) -> list[dict]:
+    """Each clean video's features moved by `shift` plus a little noise of its own."""
     rng = np.random.default_rng(seed)
-    return [{"inception_views": rng.normal(shift, 1.0, (8, 4))} for _ in range(videos)]
+    return [{k: v + shift + rng.normal(0, 0.05, v.shape) for k, v in video.items()} for video in clean]
 
 
-def test_set_metric_effects_compare_each_defective_set_with_the_clean_one():
-    features = {None: _features(0.0), ("noise", 0.02): _features(0.0, seed=1), ("noise", 0.05): _features(0.5),
-                ("noise", 0.1): _features(3.0)}
-    info, effects = _set_effects("fid_views", features, ["noise"], seed=0, n_resamples=100)
-    assert info["clean"]["mean"] == pytest.approx(0.0, abs=1e-6) and info["spread"] > 0
+def test_set_metric_effects_compare_defective_and_clean_halves_against_the_other_half(name="fid_views"):
+    rng = np.random.default_rng(0)
+    clean = [{"inception_views": rng.normal(0.0, 1.0, (16, 4))} for _ in range(8)]
+    features = {None: clean, ("noise", 0.02): _features(clean, 0.0, 1), ("noise", 0.05): _features(clean, 0.5, 2),
+                ("noise", 0.1): _features(clean, 3.0, 3)}
+    info, effects = _set_effects(name, features, ["noise"], seed=0, n_resamples=50)
+    assert info["clean"]["n"] == info["clean"]["n_reference"] == 4 and info["spread"] > 0
     cells = effects["noise"]
     assert cells[0]["verdict"] == "ignores" and cells[-1]["verdict"] == "sees" and cells[-1]["effect"] > TOLERANCE
     assert cells[-1]["delta"]["ci_low"] > 0 and summary(effects)["sees"] == ["noise"]
-    text = render_text({"note": None, "defects": {"noise": {}}, "metrics": {"fid_views": info},
-                        "effects": {"fid_views": effects}, "summary": {"fid_views": summary(effects)},
-                        "tolerance": TOLERANCE, "reference": {"videos": 6, "source": "features"},
-                        "bootstrap": {"resamples": 100}, "seconds": 0.0, "not_computed": {}})
-    assert "fid_views: sees noise" in text
+    text = render_text({"note": None, "defects": {"noise": {}}, "metrics": {name: info}, "effects": {name: effects},
+                        "summary": {name: summary(effects)}, "tolerance": TOLERANCE,
+                        "reference": {"videos": 8, "source": "features"}, "bootstrap": {"resamples": 50},
+                        "seconds": 0.0, "not_computed": {}})
+    assert f"{name}: sees noise" in text
 
 
 def test_the_results_page_shows_the_audit_as_a_heat_map_and_summary(audited):

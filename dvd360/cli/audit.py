@@ -42,11 +42,11 @@ def _defects(_ctx, _param, value: str | None) -> list[str]:
 @click.option("--feature-cache", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Set-metric feature cache, as for `score`.")
 @click.option("--set-metrics", is_flag=True, default=False,
-              help="Audit the set metrics too (I3D and Inception of --features), each defective set against the "
-                   "clean one: every copy's set features and a bootstrapped Frechet distance per defect and "
-                   "strength, many times the per-video audit's time.")
-@click.option("--set-resamples", type=click.IntRange(min=10), default=50, show_default=True,
-              help="Bootstrap resamples of each set metric.")
+              help="Audit the Frechet set metrics too (I3D and Inception of --features): half of the clean videos "
+                   "are the reference, the other half is compared clean and defective; every copy's set features and "
+                   "a paired bootstrap per defect and strength, many times the per-video audit's time.")
+@click.option("--set-resamples", type=click.IntRange(min=10), default=20, show_default=True,
+              help="Paired bootstrap draws of each set metric.")
 @click.option("--quality/--no-quality", default=None, help="The quality metrics, as for `score`.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto", show_default=True)

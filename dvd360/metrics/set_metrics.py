@@ -39,6 +39,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from dvd360.geometry.view_sets import SPHERE_CENTRES
 from dvd360.metrics.registry import SET_METRIC_NAMES, SET_METRICS
@@ -188,15 +189,18 @@ def frechet_set_metric(name: str, generated: Sequence[np.ndarray], reference: Se
     "groups" (if any), "warnings", "uncertainty"}.
     """
     _check_sets(name, generated, reference)
-    fds = _group_fd(generated, reference, groups)
-    rng = np.random.default_rng(seed)
-    resampled = {g: _resampled_fd(generated, reference, rows)
-                 for g, rows in (groups or {"all": None}).items()} if n_resamples else {}
-    boot = []
-    for _ in range(n_resamples):
-        g = np.bincount(rng.integers(0, len(generated), len(generated)), minlength=len(generated))
-        r = np.bincount(rng.integers(0, len(reference), len(reference)), minlength=len(reference))
-        boot.append(_combine({group: fd(g, r) for group, fd in resampled.items()}, weights))
+    # Hundreds of small decompositions: BLAS threads cost more than they save, and thrash when the
+    # cores are shared (docs/performance.md), so one thread; the values do not depend on it.
+    with threadpool_limits(limits=1, user_api="blas"):
+        fds = _group_fd(generated, reference, groups)
+        rng = np.random.default_rng(seed)
+        resampled = {g: _resampled_fd(generated, reference, rows)
+                     for g, rows in (groups or {"all": None}).items()} if n_resamples else {}
+        boot = []
+        for _ in range(n_resamples):
+            g = np.bincount(rng.integers(0, len(generated), len(generated)), minlength=len(generated))
+            r = np.bincount(rng.integers(0, len(reference), len(reference)), minlength=len(reference))
+            boot.append(_combine({group: fd(g, r) for group, fd in resampled.items()}, weights))
     alpha = (1 - CONFIDENCE) / 2
     low, high = np.quantile(boot, [alpha, 1 - alpha]) if boot else (None, None)
     sizes = _sizes(generated, reference)
