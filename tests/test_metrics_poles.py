@@ -75,3 +75,8 @@ def test_registered_as_a_frames_metric_and_scored_for_every_video(renders):
     assert METRICS["pole_continuity"].needs == ("frames",) and METRICS["pole_continuity"].direction == "lower"
     result = VideoScorer(None, None).score(renders[2])
     assert result["metrics"]["pole_continuity"] == pytest.approx(pole_continuity(renders[2])["pole_continuity"])
+
+
+def test_uint8_frames_are_read_as_pixel_values_in_0_1(renders):
+    frames = np.round(renders[0] * 255).astype(np.uint8)
+    assert pole_continuity(frames) == pytest.approx(pole_continuity(frames / 255.0), rel=1e-12)

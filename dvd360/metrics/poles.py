@@ -35,8 +35,9 @@ def _row_spread(rows: np.ndarray) -> float:
 
 def pole_continuity(frames: np.ndarray) -> dict[str, float]:
     """{"pole_continuity", "pole_continuity_north", "pole_continuity_south"} of RGB ERP frames
-    (F, H, W, 3) in [0, 1] (see module doc)."""
-    frames = np.asarray(frames, dtype=np.float64)
+    (F, H, W, 3), uint8 (divided by 255) or float in [0, 1] (see module doc)."""
+    frames = np.asarray(frames)
+    frames = frames / 255.0 if frames.dtype == np.uint8 else frames.astype(np.float64)
     if frames.ndim != 4 or frames.shape[1] < 2:
         raise ValueError(f"expected frames (F, H, W, C) with H >= 2, got {frames.shape}")
     rows = cap_rows(frames.shape[1])
